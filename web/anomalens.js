@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: Apache-2.0
+// Anomalens: offline image anomaly classification in the browser.
+//
+//   import { Anomalens } from './anomalens.js';
+//   const clf = await Anomalens.create({ model: '/models/default.alm' });
+//   const { label, score } = await clf.classify(fileOrCanvasOrVideo);
+//   clf.close();
+//
+// The wasm core runs in a module Web Worker (worker.js), so the page never freezes. Encoded
+// files the core decodes itself (PNG, JPEG, GIF, BMP, TGA and anything unrecognised) go in as
+// bytes, exactly as the native CLI sees them; formats only the browser can read (WebP, AVIF,
+// SVG, ICO, ...) are decoded by the browser and go in as RGBA pixels.
+
+const kDefaultCoreUrl = new URL('./core/anomalens_core.js', import.meta.url).href;
+const kDefaultWorkerUrl = new URL('./worker.js', import.meta.url).href;
+
+/** Error with a machine-readable code (invalid_model, decode_failed, invalid_argument, ...). */
+export class AnomalensError extends Error {
+  constructor(code, message, details = {}) {
+    super(message);
+    this.name = 'AnomalensError';
+    this.code = code;
+    if (details.file !== undefined) this.file = details.file;
+  }
+}
+
+function startsWith(bytes, magic, offset = 0) {
+  if (bytes.length < offset + magic.length) return false;
+  for (let i = 0; i < magic.length; i++) {
+    if (magic[i] !== null && bytes[offset + i] !== magic[i]) return false;
+  }
+  return true;
+}
+
+function ascii(text) {
+  return Array.from(text, (c) => c.charCodeAt(0));
+}
+
+/**
+ * Classifies the first bytes of a file: 'core' (the wasm core decodes it: PNG, JPEG, GIF, BMP,
+ * and anything unrecognised such as TGA, which has no magic) or 'browser' (WebP, AVIF/HEIF, SVG,
+ * ICO: decoded by the browser and passed as pixels).
+ */
+export function sniffFormat(head, mimeType = '') {
+  const b = head instanceof Uint8Array ? head : new Uint8Array(head);
+  if (startsWith(b, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return { format: 'png', route: 'core' };
+  if (startsWith(b, [0xff, 0xd8, 0xff])) return { format: 'jpeg', route: 'core' };
+  if (startsWith(b, ascii('GIF87a')) || startsWith(b, ascii('GIF89a'))) return { format: 'gif', route: 'core' };
+  if (startsWith(b, ascii('BM'))) return { format: 'bmp', route: 'core' };
+  if (startsWith(b, ascii('RIFF')) && startsWith(b, ascii('WEBP'), 8)) return { format: 'webp', route: 'browser' };
+  if (startsWith(b, ascii('ftyp'), 4)) {
+    const brand = String.fromCharCode(...b.subarray(8, 12));
+    if (['avif', 'avis', 'heic', 'heix', 'mif1', 'msf1'].includes(brand)) {
+      return { format: brand.startsWith('avi') ? 'avif' : 'heif', route: 'browser' };
+    }
+  }
+  if (startsWith(b, [0x00, 0x00, 0x01, 0x00])) return { format: 'ico', route: 'browser' };
+  // SVG is text: look for an <svg tag near the start (after an optional XML prolog / BOM).
+  const text = String.fromCharCode(...b.subarray(0, Math.min(b.length, 512))).trimStart();
+  if (mimeType === 'image/svg+xml' || (text.startsWith('<') && /<svg[\s>]/i.test(text))) {
+    return { format: 'svg', route: 'svg' };
+  }
+  return { format: 'unknown', route: 'core' };
+}
+
+function canvas2d(width, height) {
+  if (typeof OffscreenCanvas === 'function') {
+    const canvas = new OffscreenCanvas(width, height);
+    return canvas.getContext('2d', { willReadFrequently: true });
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  return canvas.getContext('2d', { willReadFrequently: true });
+}
+
+function pixelsOf(source, width, height) {
+  if (!(width > 0 && height > 0)) {
+    throw new AnomalensError('invalid_argument', `image has no pixels yet (${width}x${height})`);
+  }
+  const ctx = canvas2d(width, height);
+  ctx.drawImage(source, 0, 0, width, height);
+  const image = ctx.getImageData(0, 0, width, height);
+  return { kind: 'rgba', data: image.data.buffer, width, height };
+}
+
+// SVG cannot be rasterised by createImageBitmap inside a worker; use an <img> here.
+async function rasteriseSvg(blob) {
+  const url = URL.createObjectURL(blob);
+  try {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    const w = img.naturalWidth || 300;
+    const h = img.naturalHeight || 150;
+    return pixelsOf(img, w, h);
+  } catch (err) {
+    if (err instanceof AnomalensError) throw err;
+    throw new AnomalensError('decode_failed', `the browser could not decode this SVG (${err.message})`);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+const has = (name) => typeof globalThis[name] === 'function';
+
+// Turns any supported input into one worker request (plus transferables).
+async function toRequest(input) {
+  if (has('Blob') && input instanceof Blob) {
+    const bytes = new Uint8Array(await input.arrayBuffer());
+    const { route } = sniffFormat(bytes.subarray(0, 512), input.type);
+    if (route === 'browser') return { msg: { kind: 'blob', blob: input }, transfer: [] };
+    if (route === 'svg') {
+      const req = await rasteriseSvg(input);
+      return { msg: req, transfer: [req.data] };
+    }
+    return { msg: { kind: 'bytes', bytes: bytes.buffer }, transfer: [bytes.buffer] };
+  }
+  if (input instanceof ArrayBuffer || ArrayBuffer.isView(input)) {
+    const view = input instanceof ArrayBuffer ? new Uint8Array(input)
+      : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+    const copy = view.slice();
+    return { msg: { kind: 'bytes', bytes: copy.buffer }, transfer: [copy.buffer] };
+  }
+  if (has('ImageData') && input instanceof ImageData) {
+    const copy = new Uint8Array(input.data).buffer;
+    return { msg: { kind: 'rgba', data: copy, width: input.width, height: input.height }, transfer: [copy] };
+  }
+  let req = null;
+  if (has('ImageBitmap') && input instanceof ImageBitmap) {
+    req = pixelsOf(input, input.width, input.height);
+  } else if (has('HTMLVideoElement') && input instanceof HTMLVideoElement) {
+    if (input.readyState < 2) {
+      throw new AnomalensError('invalid_argument', 'the video has no current frame yet (readyState < 2)');
+    }
+    req = pixelsOf(input, input.videoWidth, input.videoHeight);
+  } else if (has('HTMLImageElement') && input instanceof HTMLImageElement) {
+    if (!input.complete || input.naturalWidth === 0) {
+      throw new AnomalensError('invalid_argument', `the image ${input.src} is not loaded (or is broken)`);
+    }
+    req = pixelsOf(input, input.naturalWidth, input.naturalHeight);
+  } else if ((has('HTMLCanvasElement') && input instanceof HTMLCanvasElement) ||
+             (has('OffscreenCanvas') && input instanceof OffscreenCanvas)) {
+    req = pixelsOf(input, input.width, input.height);
+  }
+  if (!req) {
+    const kind = input === null ? 'null' : (input?.constructor?.name ?? typeof input);
+    throw new AnomalensError('invalid_argument', `cannot classify a ${kind}: pass a Blob/File, ` +
+      'ImageData, ImageBitmap, canvas, <img> or <video>');
+  }
+  return { msg: req, transfer: [req.data] };
+}
+
+async function loadModelBytes(model) {
+  if (model instanceof ArrayBuffer) return model.slice(0);
+  if (ArrayBuffer.isView(model)) {
+    return model.buffer.slice(model.byteOffset, model.byteOffset + model.byteLength);
+  }
+  if (has('Blob') && model instanceof Blob) return model.arrayBuffer();
+  if (typeof model === 'string' || model instanceof URL) {
+    let response;
+    try {
+      response = await fetch(model);
+    } catch (err) {
+      throw new AnomalensError('network', `cannot fetch the model ${model}: ${err.message}`);
+    }
+    if (!response.ok) {
+      throw new AnomalensError('network', `cannot fetch the model ${model}: HTTP ${response.status}`);
+    }
+    return response.arrayBuffer();
+  }
+  throw new AnomalensError('invalid_argument',
+    'options.model must be a URL string, URL, ArrayBuffer, typed array or Blob');
+}
+
+/** One classifier (one model) running in its own worker. Create with Anomalens.create(). */
+export class Anomalens {
+  /**
+   * options.model: URL | ArrayBuffer | Uint8Array | Blob (required).
+   * options.coreUrl: URL of anomalens_core.js (default: ./core/ next to this file).
+   * options.workerUrl: URL of worker.js (default: next to this file).
+   */
+  static async create(options = {}) {
+    if (!options || options.model === undefined || options.model === null) {
+      throw new AnomalensError('invalid_argument', 'Anomalens.create needs options.model (a URL or ArrayBuffer)');
+    }
+    const modelBytes = await loadModelBytes(options.model);
+    const coreUrl = new URL(options.coreUrl ?? kDefaultCoreUrl, globalThis.location?.href).href;
+    const workerUrl = new URL(options.workerUrl ?? kDefaultWorkerUrl, globalThis.location?.href).href;
+    const clf = new Anomalens(new Worker(workerUrl, { type: 'module', name: 'anomalens' }));
+    try {
+      const reply = await clf._request({ type: 'init', coreUrl, model: modelBytes }, [modelBytes]);
+      clf._info = reply.info;
+    } catch (err) {
+      clf._terminate();
+      throw err;
+    }
+    return clf;
+  }
+
+  constructor(worker) {
+    this._worker = worker;
+    this._nextId = 1;
+    this._pending = new Map();
+    this._tail = Promise.resolve();
+    this._closed = false;
+    this._info = null;
+    worker.addEventListener('message', (event) => {
+      const reply = event.data;
+      const pending = this._pending.get(reply.id);
+      if (!pending) return;
+      this._pending.delete(reply.id);
+      if (reply.ok) pending.resolve(reply);
+      else pending.reject(new AnomalensError(reply.code ?? 'internal', reply.message ?? 'failed'));
+    });
+    worker.addEventListener('error', (event) => {
+      event.preventDefault?.();
+      const message = `the classifier worker failed: ${event.message ?? 'unknown error'}`;
+      this._failAll(new AnomalensError('worker_failed', message));
+    });
+  }
+
+  _failAll(error) {
+    for (const pending of this._pending.values()) pending.reject(error);
+    this._pending.clear();
+    this._closed = true;
+    this._worker?.terminate();
+  }
+
+  _terminate() {
+    this._closed = true;
+    this._worker?.terminate();
+    this._worker = null;
+  }
+
+  _request(msg, transfer = []) {
+    const id = this._nextId++;
+    return new Promise((resolve, reject) => {
+      if (!this._worker) {
+        reject(new AnomalensError('closed', 'this classifier is closed'));
+        return;
+      }
+      this._pending.set(id, { resolve, reject });
+      this._worker.postMessage({ ...msg, id }, transfer);
+    });
+  }
+
+  // Runs fn after every earlier call has settled: calls never overlap and finish in order.
+  _enqueue(fn) {
+    const run = this._tail.then(fn);
+    this._tail = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Classifies one image. Resolves to {label, score, scores: {normal, abnormal}, threshold,
+   * elapsedMs, timings}; rejects with an AnomalensError (e.g. code 'decode_failed').
+   */
+  classify(input) {
+    if (this._closed) {
+      return Promise.reject(new AnomalensError('closed', 'this classifier is closed'));
+    }
+    const file = typeof input?.name === 'string' ? input.name : undefined;
+    return this._enqueue(async () => {
+      const start = performance.now();
+      try {
+        const { msg, transfer } = await toRequest(input);
+        const reply = await this._request({ type: 'classify', ...msg }, transfer);
+        const r = reply.result;
+        return {
+          label: r.label,
+          score: r.score,
+          scores: r.scores,
+          threshold: r.threshold,
+          elapsedMs: performance.now() - start,
+          timings: { ...r.timings, worker: r.elapsedMs },
+        };
+      } catch (err) {
+        const e = err instanceof AnomalensError ? err
+          : new AnomalensError('invalid_argument', String(err?.message ?? err));
+        if (file !== undefined) e.file = file;
+        throw e;
+      }
+    });
+  }
+
+  /** The model card: {name, labels, inputWidth, inputHeight, channels, threshold, parameters, macs, meta}. */
+  info() {
+    if (!this._info) return null;
+    return structuredClone(this._info);
+  }
+
+  /** Frees the C++ classifier and the worker after queued calls finish. Safe to call twice. */
+  close() {
+    if (this._closed) return this._tail;
+    this._closed = true;
+    return this._enqueue(async () => {
+      try {
+        await this._request({ type: 'close' });
+      } catch { /* closing anyway */ }
+      this._terminate();
+    });
+  }
+}
+
+export default Anomalens;
