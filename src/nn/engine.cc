@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "nn/engine.h"
+
+#include "nn/engine_internal.h"
+#ifdef ANOMALENS_HAVE_XNNPACK
+#include "nn/engine_xnnpack.h"
+#endif
+
+namespace anomalens {
+
+const char* backend_name(Backend backend) {
+  switch (backend) {
+    case Backend::kReference: return "reference";
+    case Backend::kBuiltin: return "builtin";
+    case Backend::kXnnpack: return "xnnpack";
+  }
+  return "?";
+}
+
+bool backend_available(Backend backend) {
+#ifdef ANOMALENS_HAVE_XNNPACK
+  (void)backend;
+  return true;
+#else
+  return backend != Backend::kXnnpack;
+#endif
+}
+
+Result<std::unique_ptr<Engine>> create_engine(const Graph& graph, Backend backend) {
+  switch (backend) {
+    case Backend::kReference: return create_reference_engine(graph);
+    case Backend::kBuiltin: return create_builtin_engine(graph);
+    case Backend::kXnnpack:
+#ifdef ANOMALENS_HAVE_XNNPACK
+      return create_xnnpack_engine(graph);
+#else
+      return Status(StatusCode::kUnsupported, "this build has no XNNPACK backend");
+#endif
+  }
+  return Status(StatusCode::kInvalidArgument, "unknown backend");
+}
+
+}  // namespace anomalens

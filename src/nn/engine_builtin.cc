@@ -1,0 +1,552 @@
+// SPDX-License-Identifier: Apache-2.0
+// Builtin engine: the project's micro-kernels (src/kernels) driven XNNPACK-style.
+// Everything that depends only on the graph happens once, in create_builtin_engine():
+//  - a memory plan places every blob in one arena, reusing space of blobs no longer needed;
+//  - weights are packed into the selected kernels' tile layouts (bias first, NR/CT blocks);
+//  - convolutions and pools get indirection buffers: for each output pixel and kernel tap, a
+//    pointer to the input pixel or to a shared zero (or -inf) row for padding.
+// run() then only copies the input in and calls kernels: no allocation, no shape logic.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "nn/activation.h"
+#include "nn/engine.h"
+#include "nn/engine_internal.h"
+
+namespace anomalens {
+namespace {
+
+constexpr size_t kAlignFloats = 16;  // 64-byte alignment of every blob
+constexpr size_t kExtraFloats = ANOMALENS_EXTRA_BYTES / sizeof(float);
+
+size_t round_up(size_t n, size_t q) { return (n + q - 1) / q * q; }
+
+// One executable step; pointers into the arena are fixed at creation.
+struct Op {
+  virtual ~Op() = default;
+  virtual void run() = 0;
+};
+
+anomalens_f32_minmax_params minmax_of(const Layer& l) {
+  anomalens_f32_minmax_params p;
+  activation_bounds(l, &p.min, &p.max);
+  return p;
+}
+
+// hardswish / sigmoid are not clamps, so they run as a pass over the output.
+struct PostActivation {
+  anomalens_f32_vunary_ukernel_fn fn = nullptr;
+  float* data = nullptr;
+  size_t count = 0;
+  void init(const Layer& l, const anomalens_kernel_config* cfg, float* out, size_t n) {
+    if (l.act == Activation::kHardSwish) fn = cfg->hswish;
+    if (l.act == Activation::kSigmoid) fn = cfg->sigmoid;
+    data = out;
+    count = n;
+  }
+  void run() const {
+    if (fn) fn(count * sizeof(float), data, data);
+  }
+};
+
+struct GemmOp : Op {
+  const anomalens_kernel_config* cfg;
+  std::vector<float> packed;
+  const float* a;
+  float* c;
+  size_t m, n, k;
+  anomalens_f32_minmax_params params;
+  PostActivation post;
+  void run() override {
+    const size_t mr = cfg->gemm_mr;
+    for (size_t i = 0; i < m; i += mr) {
+      cfg->gemm(std::min(mr, m - i), n, k * sizeof(float), a + i * k, k * sizeof(float),
+                packed.data(), c + i * n, n * sizeof(float), cfg->gemm_nr * sizeof(float), &params);
+    }
+    post.run();
+  }
+};
+
+struct IgemmOp : Op {
+  const anomalens_kernel_config* cfg;
+  std::vector<float> packed;  // all groups, one after another
+  size_t packed_group_floats;
+  std::vector<const float*> indirection;  // per MR block: taps x MR pointers
+  const float* zero;
+  float* c;
+  size_t pixels, taps, groups, cin_g, cout_g, cout;
+  anomalens_f32_minmax_params params;
+  PostActivation post;
+  void run() override {
+    const size_t mr = cfg->igemm_mr;
+    const size_t ks = taps * mr * sizeof(void*);
+    for (size_t g = 0; g < groups; ++g) {
+      const float* w = packed.data() + g * packed_group_floats;
+      for (size_t i = 0, block = 0; i < pixels; i += mr, ++block) {
+        cfg->igemm(std::min(mr, pixels - i), cout_g, cin_g * sizeof(float), ks,
+                   indirection.data() + block * taps * mr, w, c + i * cout + g * cout_g,
+                   cout * sizeof(float), cfg->igemm_nr * sizeof(float), g * cin_g * sizeof(float),
+                   zero, &params);
+      }
+    }
+    post.run();
+  }
+};
+
+struct DwconvOp : Op {
+  const anomalens_kernel_config* cfg;
+  std::vector<float> packed;
+  std::vector<const float*> indirection;  // per output pixel: taps pointers
+  const float* zero;
+  float* out;
+  size_t channels, pixels, taps;
+  anomalens_f32_minmax_params params;
+  PostActivation post;
+  void run() override {
+    cfg->dwconv(channels, pixels, taps, indirection.data(), packed.data(), out,
+                taps * sizeof(void*), 0, 0, zero, &params);
+    post.run();
+  }
+};
+
+struct PoolOp : Op {
+  const anomalens_kernel_config* cfg;
+  bool is_max;
+  std::vector<const float*> indirection;
+  std::vector<float> multiplier;
+  float* out;
+  size_t channels, pixels, taps;
+  void run() override {
+    if (is_max) {
+      cfg->maxpool(pixels, taps, channels, indirection.data(), out, taps * sizeof(void*));
+    } else {
+      cfg->avgpool(pixels, taps, channels, indirection.data(), out, taps * sizeof(void*),
+                   multiplier.data());
+    }
+  }
+};
+
+struct GlobalAvgPoolOp : Op {
+  const anomalens_kernel_config* cfg;
+  const float* in;
+  float* out;
+  size_t rows, channels;
+  void run() override { cfg->gavgpool(rows, channels, in, out, 1.f / static_cast<float>(rows)); }
+};
+
+struct BinaryOp : Op {
+  anomalens_f32_vbinary_minmax_ukernel_fn fn;
+  const float *a, *b;
+  float* y;
+  size_t count;
+  anomalens_f32_minmax_params params;
+  PostActivation post;
+  void run() override {
+    fn(count * sizeof(float), a, b, y, &params);
+    post.run();
+  }
+};
+
+struct ChannelScaleOp : Op {
+  anomalens_f32_vmulc_ukernel_fn fn;
+  const float *x, *scale;
+  float* y;
+  size_t rows, channels;
+  void run() override { fn(rows, channels, x, scale, y); }
+};
+
+struct ConcatOp : Op {
+  struct Part { const float* src; size_t channels; };
+  std::vector<Part> parts;
+  float* out;
+  size_t pixels, out_channels;
+  void run() override {
+    size_t c0 = 0;
+    for (const Part& p : parts) {
+      for (size_t i = 0; i < pixels; ++i) {
+        std::memcpy(out + i * out_channels + c0, p.src + i * p.channels, p.channels * sizeof(float));
+      }
+      c0 += p.channels;
+    }
+  }
+};
+
+struct FlattenOp : Op {  // HWC -> CHW order (PyTorch's flatten); a copy when H*W == 1
+  const float* in;
+  float* out;
+  size_t pixels, channels;
+  void run() override {
+    for (size_t p = 0; p < pixels; ++p)
+      for (size_t c = 0; c < channels; ++c) out[c * pixels + p] = in[p * channels + c];
+  }
+};
+
+struct ActivationOp : Op {
+  const float* in;
+  float* out;
+  size_t count;
+  anomalens_f32_minmax_params params;
+  anomalens_f32_vunary_ukernel_fn fn = nullptr;
+  void run() override {
+    if (fn) {
+      fn(count * sizeof(float), in, out);
+      return;
+    }
+    for (size_t i = 0; i < count; ++i) out[i] = std::min(std::max(in[i], params.min), params.max);
+  }
+};
+
+struct SoftmaxOp : Op {
+  const float* in;
+  float* out;
+  size_t pixels, channels;
+  void run() override {
+    for (size_t p = 0; p < pixels; ++p) {
+      const float* x = in + p * channels;
+      float* y = out + p * channels;
+      float mx = x[0];
+      for (size_t c = 1; c < channels; ++c) mx = std::max(mx, x[c]);
+      float sum = 0;
+      for (size_t c = 0; c < channels; ++c) sum += (y[c] = std::exp(x[c] - mx));
+      for (size_t c = 0; c < channels; ++c) y[c] /= sum;
+    }
+  }
+};
+
+class BuiltinEngine : public Engine {
+ public:
+  Status build(const Graph& g);
+  Status run(const float* input) override {
+    std::memcpy(input_, input, input_count_ * sizeof(float));
+    for (auto& op : ops_) op->run();
+    return Status::Ok();
+  }
+  const float* output() const override { return output_; }
+  size_t output_size() const override { return output_count_; }
+  Backend backend() const override { return Backend::kBuiltin; }
+
+ private:
+  Status plan_memory(const Graph& g);
+  std::unique_ptr<Op> make_conv(const Graph& g, const Layer& l);
+  std::unique_ptr<Op> make_pool(const Graph& g, const Layer& l);
+  // Pointers to every kernel tap's input pixel for each output pixel (row-major), `pad` for
+  // taps in the padding.
+  std::vector<const float*> tap_pointers(const Shape& is, const Shape& os, const Layer& l,
+                                         const float* in, const float* pad) const;
+  float* blob(int b) { return arena_ + offsets_[b]; }
+
+  const anomalens_kernel_config* cfg_ = anomalens_kernel_config_get();
+  std::vector<float> storage_;
+  float* arena_ = nullptr;
+  std::vector<size_t> offsets_;
+  std::vector<float> zeros_, neg_inf_;
+  std::vector<std::unique_ptr<Op>> ops_;
+  float* input_ = nullptr;
+  size_t input_count_ = 0;
+  const float* output_ = nullptr;
+  size_t output_count_ = 0;
+};
+
+// First-fit placement by lifetime: a blob lives from its producer to its last consumer (the
+// output lives to the end). Blobs whose lifetimes overlap never share bytes.
+Status BuiltinEngine::plan_memory(const Graph& g) {
+  const size_t nb = g.blobs.size();
+  std::vector<int> last_use(nb);
+  for (size_t b = 0; b < nb; ++b) {
+    last_use[b] = g.blobs[b].producer;
+    for (int c : g.blobs[b].consumers) last_use[b] = std::max(last_use[b], c);
+  }
+  last_use[g.output_blob] = static_cast<int>(g.layers.size());
+  offsets_.assign(nb, 0);
+  struct Placed { size_t offset, size; int last; };
+  std::vector<Placed> live;
+  size_t total = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    const int born = g.blobs[b].producer;
+    live.erase(std::remove_if(live.begin(), live.end(), [&](const Placed& p) { return p.last < born; }),
+               live.end());
+    std::sort(live.begin(), live.end(), [](const Placed& x, const Placed& y) { return x.offset < y.offset; });
+    const size_t size = round_up(static_cast<size_t>(g.blobs[b].shape.elements()) + kExtraFloats, kAlignFloats);
+    size_t offset = 0;
+    for (const Placed& p : live) {
+      if (offset + size <= p.offset) break;
+      offset = std::max(offset, p.offset + p.size);
+    }
+    offsets_[b] = offset;
+    live.push_back({offset, size, last_use[b]});
+    total = std::max(total, offset + size);
+  }
+  if (total > (size_t{1} << 29)) {
+    return Status(StatusCode::kOutOfMemory, "activations need " + std::to_string(total * 4 >> 20) + " MiB");
+  }
+  storage_.assign(total + kAlignFloats, 0.f);
+  arena_ = reinterpret_cast<float*>(round_up(reinterpret_cast<uintptr_t>(storage_.data()), kAlignFloats * 4));
+  return Status::Ok();
+}
+
+std::vector<const float*> BuiltinEngine::tap_pointers(const Shape& is, const Shape& os, const Layer& l,
+                                                      const float* in, const float* pad) const {
+  const size_t taps = static_cast<size_t>(l.kernel_h) * l.kernel_w;
+  std::vector<const float*> ptrs(static_cast<size_t>(os.h) * os.w * taps);
+  size_t k = 0;
+  for (int oy = 0; oy < os.h; ++oy)
+    for (int ox = 0; ox < os.w; ++ox)
+      for (int ky = 0; ky < l.kernel_h; ++ky)
+        for (int kx = 0; kx < l.kernel_w; ++kx) {
+          const int iy = oy * l.stride_h - l.pad_top + ky * l.dilation_h;
+          const int ix = ox * l.stride_w - l.pad_left + kx * l.dilation_w;
+          const bool inside = iy >= 0 && iy < is.h && ix >= 0 && ix < is.w;
+          ptrs[k++] = inside ? in + (static_cast<size_t>(iy) * is.w + ix) * is.c : pad;
+        }
+  return ptrs;
+}
+
+std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
+  const Shape& is = g.blobs[l.inputs[0]].shape;
+  const Shape& os = g.blobs[l.outputs[0]].shape;
+  const float* w = g.tensors[l.weight].data.data();
+  const float* bias = l.bias >= 0 ? g.tensors[l.bias].data.data() : nullptr;
+  const size_t taps = static_cast<size_t>(l.kernel_h) * l.kernel_w;
+  const size_t pixels = static_cast<size_t>(os.h) * os.w;
+  const size_t cin_g = is.c / l.groups, cout_g = os.c / l.groups;
+  const float* in = blob(l.inputs[0]);
+  float* out = blob(l.outputs[0]);
+
+  if (cin_g == 1 && cout_g == 1) {  // depthwise
+    auto op = std::make_unique<DwconvOp>();
+    op->cfg = cfg_;
+    op->packed.resize(anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, nullptr));
+    anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, op->packed.data());
+    op->indirection = tap_pointers(is, os, l, in, zeros_.data());
+    op->zero = zeros_.data();
+    op->out = out;
+    op->channels = os.c;
+    op->pixels = pixels;
+    op->taps = taps;
+    op->params = minmax_of(l);
+    op->post.init(l, cfg_, out, os.elements());
+    return op;
+  }
+  const bool pointwise = taps == 1 && l.stride_h == 1 && l.stride_w == 1 && l.pad_top == 0 &&
+                         l.pad_left == 0 && l.pad_bottom == 0 && l.pad_right == 0 && l.groups == 1;
+  if (pointwise) {  // 1x1 stride 1: the input already is the GEMM's A matrix
+    auto op = std::make_unique<GemmOp>();
+    op->cfg = cfg_;
+    op->packed.resize(anomalens_pack_f32_gemm_oi_w(1, os.c, is.c, cfg_->gemm_nr, w, bias, nullptr));
+    anomalens_pack_f32_gemm_oi_w(1, os.c, is.c, cfg_->gemm_nr, w, bias, op->packed.data());
+    op->a = in;
+    op->c = out;
+    op->m = pixels;
+    op->n = os.c;
+    op->k = is.c;
+    op->params = minmax_of(l);
+    op->post.init(l, cfg_, out, os.elements());
+    return op;
+  }
+  auto op = std::make_unique<IgemmOp>();
+  op->cfg = cfg_;
+  op->packed_group_floats =
+      anomalens_pack_f32_igemm_oihw_w(1, cout_g, cin_g, taps, cfg_->igemm_nr, w, bias, nullptr);
+  op->packed.resize(op->packed_group_floats * l.groups);
+  for (int gi = 0; gi < l.groups; ++gi) {
+    anomalens_pack_f32_igemm_oihw_w(1, cout_g, cin_g, taps, cfg_->igemm_nr,
+                                    w + static_cast<size_t>(gi) * cout_g * cin_g * taps,
+                                    bias ? bias + gi * cout_g : nullptr,
+                                    op->packed.data() + gi * op->packed_group_floats);
+  }
+  // Regroup per-pixel tap pointers into MR-row blocks: block b, tap t, row i. Rows past the
+  // last pixel repeat it (read, never stored).
+  std::vector<const float*> per_pixel = tap_pointers(is, os, l, in, zeros_.data());
+  const size_t mr = cfg_->igemm_mr;
+  const size_t blocks = (pixels + mr - 1) / mr;
+  op->indirection.resize(blocks * taps * mr);
+  for (size_t b = 0; b < blocks; ++b)
+    for (size_t t = 0; t < taps; ++t)
+      for (size_t i = 0; i < mr; ++i) {
+        const size_t p = std::min(b * mr + i, pixels - 1);
+        op->indirection[(b * taps + t) * mr + i] = per_pixel[p * taps + t];
+      }
+  op->zero = zeros_.data();
+  op->c = out;
+  op->pixels = pixels;
+  op->taps = taps;
+  op->groups = l.groups;
+  op->cin_g = cin_g;
+  op->cout_g = cout_g;
+  op->cout = os.c;
+  op->params = minmax_of(l);
+  op->post.init(l, cfg_, out, os.elements());
+  return op;
+}
+
+std::unique_ptr<Op> BuiltinEngine::make_pool(const Graph& g, const Layer& l) {
+  const Shape& is = g.blobs[l.inputs[0]].shape;
+  const Shape& os = g.blobs[l.outputs[0]].shape;
+  auto op = std::make_unique<PoolOp>();
+  op->cfg = cfg_;
+  op->is_max = l.type == LayerType::kMaxPool;
+  op->indirection = tap_pointers(is, os, l, blob(l.inputs[0]), op->is_max ? neg_inf_.data() : zeros_.data());
+  op->out = blob(l.outputs[0]);
+  op->channels = is.c;
+  op->pixels = static_cast<size_t>(os.h) * os.w;
+  op->taps = static_cast<size_t>(l.kernel_h) * l.kernel_w;
+  if (!op->is_max) {
+    op->multiplier.resize(op->pixels);
+    for (int oy = 0; oy < os.h; ++oy)
+      for (int ox = 0; ox < os.w; ++ox) {
+        // Divisor: taps inside the image, or inside the padded extent with count_pad.
+        const int lo_y = l.count_pad ? -l.pad_top : 0, hi_y = l.count_pad ? is.h + l.pad_bottom : is.h;
+        const int lo_x = l.count_pad ? -l.pad_left : 0, hi_x = l.count_pad ? is.w + l.pad_right : is.w;
+        const int y0 = oy * l.stride_h - l.pad_top, x0 = ox * l.stride_w - l.pad_left;
+        const int ny = std::min(y0 + l.kernel_h, hi_y) - std::max(y0, lo_y);
+        const int nx = std::min(x0 + l.kernel_w, hi_x) - std::max(x0, lo_x);
+        op->multiplier[static_cast<size_t>(oy) * os.w + ox] = 1.f / static_cast<float>(std::max(ny * nx, 1));
+      }
+  }
+  return op;
+}
+
+Status BuiltinEngine::build(const Graph& g) {
+  ANOMALENS_RETURN_IF_ERROR(plan_memory(g));
+  size_t widest = 0;
+  for (const Blob& b : g.blobs) widest = std::max(widest, static_cast<size_t>(b.shape.c));
+  zeros_.assign(widest + kExtraFloats, 0.f);
+  neg_inf_.assign(widest + kExtraFloats, -std::numeric_limits<float>::infinity());
+
+  for (const Layer& l : g.layers) {
+    if (l.type == LayerType::kInput) continue;
+    const Shape& is = g.blobs[l.inputs[0]].shape;
+    const Shape& os = g.blobs[l.outputs[0]].shape;
+    const float* in = blob(l.inputs[0]);
+    float* out = blob(l.outputs[0]);
+    const size_t pixels = static_cast<size_t>(is.h) * is.w;
+    std::unique_ptr<Op> op;
+    switch (l.type) {
+      case LayerType::kConv:
+        op = make_conv(g, l);
+        break;
+      case LayerType::kGemm: {
+        // Weights are [n][k] in CHW order; the blob is HWC, so permute the columns once here.
+        const std::vector<float>& w = g.tensors[l.weight].data;
+        const size_t k = static_cast<size_t>(is.elements()), n = l.gemm_outputs;
+        std::vector<float> w_hwc(w.size());
+        for (size_t r = 0; r < n; ++r)
+          for (size_t c = 0; c < static_cast<size_t>(is.c); ++c)
+            for (size_t p = 0; p < pixels; ++p) w_hwc[r * k + p * is.c + c] = w[r * k + c * pixels + p];
+        auto gemm = std::make_unique<GemmOp>();
+        gemm->cfg = cfg_;
+        const float* bias = l.bias >= 0 ? g.tensors[l.bias].data.data() : nullptr;
+        gemm->packed.resize(anomalens_pack_f32_gemm_oi_w(1, n, k, cfg_->gemm_nr, w_hwc.data(), bias, nullptr));
+        anomalens_pack_f32_gemm_oi_w(1, n, k, cfg_->gemm_nr, w_hwc.data(), bias, gemm->packed.data());
+        gemm->a = in;
+        gemm->c = out;
+        gemm->m = 1;
+        gemm->n = n;
+        gemm->k = k;
+        gemm->params = minmax_of(l);
+        gemm->post.init(l, cfg_, out, n);
+        op = std::move(gemm);
+        break;
+      }
+      case LayerType::kAdd:
+      case LayerType::kMul: {
+        const Shape& bs = g.blobs[l.inputs[1]].shape;
+        if (l.type == LayerType::kMul && bs != is) {
+          auto m = std::make_unique<ChannelScaleOp>();
+          m->fn = cfg_->vmulc;
+          m->x = in;
+          m->scale = blob(l.inputs[1]);
+          m->y = out;
+          m->rows = pixels;
+          m->channels = is.c;
+          op = std::move(m);
+          break;
+        }
+        auto b = std::make_unique<BinaryOp>();
+        b->fn = l.type == LayerType::kAdd ? cfg_->vadd : cfg_->vmul;
+        b->a = in;
+        b->b = blob(l.inputs[1]);
+        b->y = out;
+        b->count = static_cast<size_t>(os.elements());
+        b->params = minmax_of(l);
+        b->post.init(l, cfg_, out, b->count);
+        op = std::move(b);
+        break;
+      }
+      case LayerType::kConcat: {
+        auto c = std::make_unique<ConcatOp>();
+        for (int b : l.inputs) c->parts.push_back({blob(b), static_cast<size_t>(g.blobs[b].shape.c)});
+        c->out = out;
+        c->pixels = pixels;
+        c->out_channels = os.c;
+        op = std::move(c);
+        break;
+      }
+      case LayerType::kMaxPool:
+      case LayerType::kAvgPool:
+        op = make_pool(g, l);
+        break;
+      case LayerType::kGlobalAvgPool: {
+        auto p = std::make_unique<GlobalAvgPoolOp>();
+        p->cfg = cfg_;
+        p->in = in;
+        p->out = out;
+        p->rows = pixels;
+        p->channels = is.c;
+        op = std::move(p);
+        break;
+      }
+      case LayerType::kFlatten: {
+        auto f = std::make_unique<FlattenOp>();
+        f->in = in;
+        f->out = out;
+        f->pixels = pixels;
+        f->channels = is.c;
+        op = std::move(f);
+        break;
+      }
+      case LayerType::kActivation: {
+        auto a = std::make_unique<ActivationOp>();
+        a->in = in;
+        a->out = out;
+        a->count = static_cast<size_t>(os.elements());
+        a->params = minmax_of(l);
+        if (l.act == Activation::kHardSwish) a->fn = cfg_->hswish;
+        if (l.act == Activation::kSigmoid) a->fn = cfg_->sigmoid;
+        op = std::move(a);
+        break;
+      }
+      case LayerType::kSoftmax: {
+        auto s = std::make_unique<SoftmaxOp>();
+        s->in = in;
+        s->out = out;
+        s->pixels = pixels;
+        s->channels = is.c;
+        op = std::move(s);
+        break;
+      }
+      case LayerType::kInput:
+        break;
+    }
+    ops_.push_back(std::move(op));
+  }
+  input_ = blob(g.input_blob);
+  input_count_ = static_cast<size_t>(g.blobs[g.input_blob].shape.elements());
+  output_ = blob(g.output_blob);
+  output_count_ = static_cast<size_t>(g.blobs[g.output_blob].shape.elements());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> create_builtin_engine(const Graph& graph) {
+  auto engine = std::make_unique<BuiltinEngine>();
+  ANOMALENS_RETURN_IF_ERROR(engine->build(graph));
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+}  // namespace anomalens
