@@ -108,15 +108,15 @@ class Converter:
         self.shapes[out_name] = tuple(int(d) for d in out_shape)
         return layer
 
-    def single_consumer(self, onnx_name):
-        return self.consumers.get(onnx_name, 0) == 1 and onnx_name not in self.graph_outputs
+    def single_consumer(self, onnx_name, uses=1):
+        return self.consumers.get(onnx_name, 0) == uses and onnx_name not in self.graph_outputs
 
-    def fusable_producer(self, onnx_name, types):
+    def fusable_producer(self, onnx_name, types, uses=1):
         blob = self.res(onnx_name)
         layer = self.producer.get(blob)
         if layer is None or layer["type"] not in types or layer["act"] != "none":
             return None
-        if not self.single_consumer(onnx_name):
+        if not self.single_consumer(onnx_name, uses):
             return None
         return layer
 
@@ -157,7 +157,7 @@ class Converter:
         return v.reshape(-1) if tuple(padded) == tuple(full) else None
 
     # ---- activations ------------------------------------------------------------------------
-    def activation(self, node, x, act, clip=None):
+    def activation(self, node, x, act, clip=None, uses=1):
         out = node.output[0]
         blob = self.res(x)
         prev = self.producer.get(blob)
@@ -166,7 +166,7 @@ class Converter:
             prev["act"] = act  # Relu then Clip(0,6), as PyTorch exports relu6
             self.alias[out] = blob
             return
-        layer = self.fusable_producer(x, ACT_LAYERS)
+        layer = self.fusable_producer(x, ACT_LAYERS, uses)
         if layer is not None:
             layer["act"], layer["clip"] = act, clip
             self.alias[out] = self.res(x)
@@ -520,7 +520,8 @@ class Converter:
     def binary(self, node, op, ins, xs):
         out = node.output[0]
         if out in self.hardswish_muls:
-            return self.activation(node, self.hardswish_muls[out], "hardswish")
+            # x feeds both the HardSigmoid and this Mul.
+            return self.activation(node, self.hardswish_muls[out], "hardswish", uses=2)
         a, b = ins
         if self.is_const(b):
             v = self.channel_const(node, self.const(b), xs)
