@@ -40,6 +40,34 @@ def same_pads(in_size, k, s, d=1):
     return total // 2, total - total // 2
 
 
+class _OnnxPad(torch.autograd.Function):
+    """Zero padding that exports as one ONNX `Pad` with constant pads (torch 1.13 otherwise
+    emits a ConstantOfShape/Slice/Transpose subgraph that converters cannot read)."""
+
+    @staticmethod
+    def forward(ctx, x, pads):
+        return nn.functional.pad(x, pads)
+
+    @staticmethod
+    def symbolic(g, x, pads):
+        l, r, t, b = pads
+        p = g.op("Constant", value_t=torch.tensor([0, 0, t, l, 0, 0, b, r], dtype=torch.int64))
+        return g.op("Pad", x, p, mode_s="constant")
+
+
+class ZeroPad(nn.Module):
+    """nn.ZeroPad2d((left, right, top, bottom)) with a clean ONNX export."""
+
+    def __init__(self, pads):
+        super().__init__()
+        self.pads = (pads,) * 4 if isinstance(pads, int) else tuple(int(v) for v in pads)
+
+    def forward(self, x):
+        if torch.onnx.is_in_onnx_export():
+            return _OnnxPad.apply(x, self.pads)
+        return nn.functional.pad(x, self.pads)
+
+
 class KerasSamePad(nn.Module):
     """Pads like TensorFlow 'same' for a given kernel/stride, computed per input size."""
 
@@ -52,6 +80,8 @@ class KerasSamePad(nn.Module):
         l, r = same_pads(x.shape[3], self.k, self.s, self.d)
         if t == b == l == r == 0:
             return x
+        if torch.onnx.is_in_onnx_export():
+            return _OnnxPad.apply(x, (l, r, t, b))
         return nn.functional.pad(x, (l, r, t, b))
 
 
@@ -71,7 +101,7 @@ class InvertedResidual(nn.Module):
             self.expand_BN = bn(hidden)
         # Keras pads explicitly ((0,1),(0,1)) before stride-2 depthwise convs, then 'valid';
         # at stride 1 it uses 'same' (symmetric 1 for k=3).
-        self.pad = nn.ZeroPad2d((0, 1, 0, 1)) if stride == 2 else nn.ZeroPad2d(1)
+        self.pad = ZeroPad((0, 1, 0, 1)) if stride == 2 else ZeroPad(1)
         self.depthwise = nn.Conv2d(hidden, hidden, 3, stride, 0, groups=hidden, bias=False)
         self.depthwise_BN = bn(hidden)
         self.project = nn.Conv2d(hidden, cout, 1, bias=False)
@@ -99,7 +129,7 @@ class KerasMobileNetV2(nn.Module):
         if not 0 <= last_block <= 16:
             raise ValueError(f"last_block={last_block}: must be in 0..16")
         self.last_block = last_block
-        self.Conv1_pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.Conv1_pad = ZeroPad((0, 1, 0, 1))
         self.Conv1 = nn.Conv2d(3, 32, 3, 2, 0, bias=False)
         self.bn_Conv1 = bn(32)
         self.blocks = nn.ModuleDict()
@@ -115,13 +145,28 @@ class KerasMobileNetV2(nn.Module):
             cin = 1280
         self.out_channels = cin
 
-    def forward(self, x):
+    def forward(self, x, taps=None):
+        """Returns the last feature map, or with `taps` (block indices) a list of their
+        outputs in the order given."""
         x = nn.functional.relu6(self.bn_Conv1(self.Conv1(self.Conv1_pad(x))))
-        for blk in self.blocks.values():
+        outs = {}
+        for i, blk in enumerate(self.blocks.values()):
             x = blk(x)
+            outs[i] = x
         if self.with_top_conv:
             x = nn.functional.relu6(self.Conv_1_bn(self.Conv_1(x)))
-        return x
+        if taps is None:
+            return x
+        return [outs[i] for i in taps]
+
+    def to_gray_input(self):
+        """Replace Conv1 (3 input channels) by its 1-channel equivalent for gray images
+        replicated to RGB: the weights are summed over the input channels."""
+        w = self.Conv1.weight.detach().sum(dim=1, keepdim=True)
+        self.Conv1 = nn.Conv2d(1, w.shape[0], 3, 2, 0, bias=False)
+        with torch.no_grad():
+            self.Conv1.weight.copy_(w)
+        return self
 
 
 def block_name(i):

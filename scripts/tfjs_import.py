@@ -277,7 +277,7 @@ import torch  # noqa: E402  (kept below the numpy-only parts for readability)
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, HERE)
-from keras_mobilenetv2 import KerasSamePad, keras_weight_to_torch, same_pads  # noqa: E402
+from keras_mobilenetv2 import KerasSamePad, ZeroPad, keras_weight_to_torch, same_pads  # noqa: E402
 
 _ACTS = {"linear": None, "relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid",
          "softmax": "softmax", "tanh": "tanh", "hard_sigmoid": "hard_sigmoid",
@@ -352,7 +352,10 @@ class _Layer(nn.Module):
                 if bias is not None:
                     self.conv.bias.copy_(torch.from_numpy(bias))
             pad = cfg.get("padding", "valid")
-            if pad == "same":
+            if pad == "same" and s == (1, 1) and k[0] % 2 and k[1] % 2:
+                self.pad = None  # symmetric: TF and torch agree
+                self.conv.padding = ((k[0] - 1) // 2 * d[0], (k[1] - 1) // 2 * d[1])
+            elif pad == "same":
                 self.pad = KerasSamePad(k[0], s[0], d[0]) if k[0] == k[1] and s[0] == s[1] \
                     else None
                 if self.pad is None:
@@ -390,7 +393,7 @@ class _Layer(nn.Module):
             elif isinstance(p[0], int):
                 p = [[p[0], p[0]], [p[1], p[1]]]
             (t, b), (l, r) = p
-            self.zp = nn.ZeroPad2d((l, r, t, b))
+            self.zp = ZeroPad((l, r, t, b))
         elif cls in ("MaxPooling2D", "AveragePooling2D"):
             k = _pair(cfg["pool_size"])
             s = _pair(cfg.get("strides") or k)
@@ -438,10 +441,13 @@ class _Layer(nn.Module):
                 x = nn.functional.pad(x, (l, r, t, b), value=float("-inf"))
             return nn.functional.max_pool2d(x, self.k, self.s)
         if cls == "AveragePooling2D":
+            if tuple(self.k) == tuple(x.shape[2:]):
+                return x.mean(dim=(2, 3), keepdim=True)  # exports as a global pool
             return nn.functional.avg_pool2d(x, self.k, self.s)
         if cls == "ReLU":
-            x = torch.relu(x)
-            return x if self.max_value is None else torch.clamp(x, max=float(self.max_value))
+            if self.max_value is None:
+                return torch.relu(x)
+            return torch.clamp(x, 0.0, float(self.max_value))  # one Clip node in ONNX
         if cls == "Activation":
             return _apply_act(x, self.act)
         if cls == "Softmax":
@@ -466,7 +472,9 @@ class _Layer(nn.Module):
             return x.amax(dim=(2, 3))
         if cls == "Flatten":
             # Keras flattens NHWC: keep that feature order.
-            return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x.flatten(1)
+            if x.dim() == 4 and (x.shape[2] > 1 or x.shape[3] > 1):
+                return x.permute(0, 2, 3, 1).flatten(1)
+            return x.flatten(1)
         if cls == "Reshape":
             shape = self.cfg["target_shape"]
             if len(shape) == 1:
@@ -600,13 +608,54 @@ def selftest_dump(model_path, out_dir, probe_layers):
     print(f"wrote {out_dir}: outputs {list(res['outputs'])}")
 
 
-class _NchwToProbs(nn.Module):
-    def __init__(self, g):
-        super().__init__()
-        self.g = g
-
-    def forward(self, x):
-        return self.g(x)
+def fold_pads_into_convs(onnx_path):
+    """Rewrites an ONNX file in place: a constant zero `Pad` on H/W whose consumers are all
+    `Conv` nodes is merged into their (possibly asymmetric) `pads`. scripts/onnx_to_alm.py has
+    no Pad layer, and Keras-style asymmetric padding cannot be expressed in torch's Conv2d.
+    Returns the number of Pad nodes folded."""
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(onnx_path)
+    g = m.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    consts[n.output[0]] = numpy_helper.to_array(a.t)
+    users = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    graph_outs = {o.name for o in g.output}
+    removed = []
+    for n in g.node:
+        if n.op_type != "Pad":
+            continue
+        mode = next((a.s.decode() for a in n.attribute if a.name == "mode"), "constant")
+        if mode != "constant" or len(n.input) < 2 or n.input[1] not in consts:
+            continue
+        if len(n.input) > 2 and n.input[2] and float(consts.get(n.input[2], 1)) != 0.0:
+            continue
+        pads = [int(v) for v in consts[n.input[1]].reshape(-1)]
+        if len(pads) != 8 or pads[0] or pads[1] or pads[4] or pads[5]:
+            continue
+        outs = users.get(n.output[0], [])
+        if not outs or n.output[0] in graph_outs or any(u.op_type != "Conv" for u in outs):
+            continue
+        for u in outs:
+            attr = next((a for a in u.attribute if a.name == "pads"), None)
+            cur = list(attr.ints) if attr is not None else [0, 0, 0, 0]
+            new = [cur[0] + pads[2], cur[1] + pads[3], cur[2] + pads[6], cur[3] + pads[7]]
+            if attr is not None:
+                u.attribute.remove(attr)
+            u.attribute.append(onnx.helper.make_attribute("pads", new))
+            u.input[0] = n.input[0]
+        removed.append(n)
+    for n in removed:
+        g.node.remove(n)
+    onnx.save(m, onnx_path)
+    return len(removed)
 
 
 def to_alm(model_path, out, labels, f16=False, size=None, output_kind=None, name=None):
@@ -633,6 +682,7 @@ def to_alm(model_path, out, labels, f16=False, size=None, output_kind=None, name
         onnx_path = os.path.join(td, "model.onnx")
         torch.onnx.export(net, x, onnx_path, opset_version=13, input_names=["input"],
                           output_names=["output"])
+        fold_pads_into_convs(onnx_path)
         meta = {"name": name or os.path.basename(os.path.normpath(model_path)),
                 "labels": ",".join(labels), "input_size": f"{w}x{h}",
                 "channels": "rgb" if c == 3 else "gray", "scale": "255",
