@@ -27,7 +27,7 @@ SUPPORTED_OPS = {
     "Conv", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid",
     "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
     "ReduceMean", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Gemm", "MatMul", "Softmax",
-    "Constant", "Identity", "Dropout", "Shape", "Gather", "Cast",
+    "Constant", "Identity", "Dropout", "Shape", "Gather", "Cast", "Pad",
 }
 ACT_LAYERS = ("Conv", "Gemm", "Add")
 FLOAT_MAX = 3.4028234663852886e38
@@ -64,10 +64,13 @@ class Converter:
         self.errors = []
         self.poisoned = set()
         self.consumers = {}
+        self.consumer_ops = {}
         for node in self.graph.node:
             for name in node.input:
                 if name:
                     self.consumers[name] = self.consumers.get(name, 0) + 1
+                    self.consumer_ops.setdefault(name, []).append(node.op_type)
+        self.pending_pad = {}  # Pad output -> (input, (top, left, bottom, right)), zero fill
         self.graph_outputs = {o.name for o in self.graph.output}
         self.hardswish_muls = {}  # Mul output -> x of x * HardSigmoid(x)
         self.rank_override = {}  # ONNX name -> shape, for views that keep the blob
@@ -305,7 +308,9 @@ class Converter:
         x = ins[0]
         xs = self.onnx_shape(x)
 
-        if op == "Conv":
+        if op == "Pad":
+            self.pad(node, at, ins, xs)
+        elif op == "Conv":
             self.conv(node, at, ins, xs)
         elif op == "BatchNormalization":
             gamma, beta, mean, var = (self.const(i).astype(np.float64) for i in ins[1:5])
@@ -453,6 +458,35 @@ class Converter:
                 r = v[0] / v[1]
         self.consts[out] = np.asarray(r)
 
+    def pad(self, node, at, ins, xs):
+        mode = at.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        pads = at.get("pads") if self.opset < 11 else [int(v) for v in self.const(ins[1])]
+        value = (at.get("value", 0.0) if self.opset < 11 else
+                 float(self.const(ins[2])) if len(ins) > 2 and ins[2] else 0.0)
+        if mode != "constant" or value != 0.0:
+            raise ConversionError(f"mode={mode} value={value}: only zero constant padding")
+        if len(xs) != 4 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            raise ConversionError(f"pads {pads}: only non-negative H/W padding of NCHW")
+        if not any(pads):
+            self.alias[node.output[0]] = self.res(ins[0])
+            return
+        users = self.consumer_ops.get(node.output[0], [])
+        if users not in (["Conv"], ["AveragePool"]):
+            raise ConversionError(f"zero padding consumed by {users}: must feed one Conv or "
+                                  "AveragePool")
+        self.pending_pad[node.output[0]] = (ins[0], (pads[2], pads[3], pads[6], pads[7]))
+        # The shape seen by the consumer includes the padding.
+        self.rank_override[node.output[0]] = (xs[0], xs[1], xs[2] + pads[2] + pads[6],
+                                              xs[3] + pads[3] + pads[7])
+
+    def take_pad(self, x, pads):
+        """Folds a pending zero Pad feeding this layer into its pads."""
+        if x not in self.pending_pad:
+            return x, tuple(pads), False
+        src, extra = self.pending_pad[x]
+        return src, tuple(a + b for a, b in zip(pads, extra)), True
+
     def conv(self, node, at, ins, xs):
         if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             raise ConversionError(f"auto_pad={at['auto_pad']}: re-export with explicit pads")
@@ -467,7 +501,8 @@ class Converter:
         k = tuple(at.get("kernel_shape", w.shape[2:]))
         s = tuple(at.get("strides", (1, 1)))
         d = tuple(at.get("dilations", (1, 1)))
-        pads = tuple(at.get("pads", (0, 0, 0, 0)))
+        x, pads, _ = self.take_pad(ins[0], at.get("pads", (0, 0, 0, 0)))
+        xs = self.onnx_shape(x)
         g = at.get("group", 1)
         cout = w.shape[0]
         if xs[1] != w.shape[1] * g:
@@ -476,7 +511,7 @@ class Converter:
         wo = (xs[3] + pads[1] + pads[3] - d[1] * (k[1] - 1) - 1) // s[1] + 1
         if ho < 1 or wo < 1:
             raise ConversionError(f"output size {ho}x{wo} is empty")
-        self.add_layer("Conv", node, [ins[0]], node.output[0], (1, cout, ho, wo),
+        self.add_layer("Conv", node, [x], node.output[0], (1, cout, ho, wo),
                        params=dict(cout=cout, k=k, s=s, d=d, p=pads, g=g), w=w, b=b)
 
     def pool(self, node, op, at, x, xs):
@@ -486,7 +521,14 @@ class Converter:
             raise ConversionError(f"input rank {len(xs)}: need 4")
         k = tuple(at["kernel_shape"])
         s = tuple(at.get("strides", (1, 1)))
-        p = list(at.get("pads", (0, 0, 0, 0)))
+        x, p, padded = self.take_pad(x, at.get("pads", (0, 0, 0, 0)))
+        p = list(p)
+        xs = self.onnx_shape(x)
+        count_pad = bool(at.get("count_include_pad", 0))
+        if padded:
+            if any(at.get("pads", (0, 0, 0, 0))) and not count_pad:
+                raise ConversionError("explicit Pad plus pads with count_include_pad=0")
+            count_pad = True  # the explicit zeros are real samples to ONNX
         if any(v != 1 for v in at.get("dilations", (1, 1))):
             raise ConversionError("dilated pooling")
         sizes = []
@@ -506,7 +548,7 @@ class Converter:
             sizes.append(o)
         params = dict(k=k, s=s, p=tuple(p))
         if op == "AveragePool":
-            params["count_pad"] = 1 if at.get("count_include_pad", 0) else 0
+            params["count_pad"] = 1 if count_pad else 0
         self.add_layer("MaxPool" if op == "MaxPool" else "AvgPool", node, [x], node.output[0],
                        (1, xs[1], sizes[0], sizes[1]), params=params)
 
