@@ -545,6 +545,19 @@ TEST(XnnpackEngine, WrongWeightSizeIsInvalidModel) {
       << engine.status().message();
 }
 
+TEST(XnnpackEngine, DanglingLayerIsInvalidModelNotAnAbort) {
+  GraphMaker m(17);
+  int x = m.input(3, 4, 4);
+  int y = m.activation(x, Activation::kRelu);
+  m.gemm(y, 2);  // read by nobody, and not the output
+  Graph g = m.finish(y);
+  Result<std::unique_ptr<Engine>> engine = create_xnnpack_engine(g);
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.status().code(), StatusCode::kInvalidModel);
+  EXPECT_NE(engine.status().message().find("Gemm2"), std::string::npos)
+      << engine.status().message();
+}
+
 TEST(XnnpackEngine, NullInputIsInvalidArgument) {
   GraphMaker m(15);
   int x = m.input(1, 2, 2);

@@ -129,6 +129,23 @@ class SubgraphBuilder {
     subgraph_.reset(raw);
     values_.assign(graph_.blobs.size(), BlobValue{});
 
+    // XNNPACK allocates no memory for a value no node reads, and its runtime setup then
+    // asserts; so every layer's output must be read by a later layer or be the graph output.
+    std::vector<bool> read(graph_.blobs.size(), false);
+    for (const Layer& layer : graph_.layers) {
+      for (int b : layer.inputs) {
+        if (b >= 0 && b < static_cast<int>(read.size())) read[b] = true;
+      }
+    }
+    for (const Layer& layer : graph_.layers) {
+      for (int b : layer.outputs) {
+        if (b >= 0 && b < static_cast<int>(read.size()) && !read[b] && b != graph_.output_blob) {
+          return Status(StatusCode::kInvalidModel,
+                        layer_ref(layer) + ": output blob \"" + graph_.blobs[b].name +
+                            "\" is read by no layer and is not the graph output");
+        }
+      }
+    }
     for (const Layer& layer : graph_.layers) {
       ANOMALENS_RETURN_IF_ERROR(check_arity(layer));
       ANOMALENS_RETURN_IF_ERROR(define_layer(layer));
