@@ -93,7 +93,8 @@ function send(res, status, body, headers = {}) {
 
 /**
  * Starts the server. Options: port (0 = any free port; default PORT env or 8080), host
- * (default 127.0.0.1), webRoot, modelsRoot, log (function receiving one line per request).
+ * (default 127.0.0.1), webRoot, modelsRoot, overrides ({'/url/path': '/file/path'}), log (function
+ * receiving one line per request).
  * Resolves to { url, port, server, requests, close() }; requests records every path asked for.
  */
 export function start(options = {}) {
@@ -104,6 +105,8 @@ export function start(options = {}) {
     models: path.resolve(options.modelsRoot ?? path.join(repoRoot, 'models')),
   };
   const log = options.log ?? (() => {});
+  // Exact URL path -> file, checked first (tests use it to stand in a fake core).
+  const overrides = options.overrides ?? {};
   const requests = [];
 
   const server = http.createServer((req, res) => {
@@ -114,7 +117,7 @@ export function start(options = {}) {
       send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
       return;
     }
-    let file = resolvePath(url.pathname, roots);
+    let file = overrides[url.pathname] ?? resolvePath(url.pathname, roots);
     if (!file) {
       send(res, 400, 'bad path\n');
       return;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A fake of the wasm core's Embind API (same contract as web/core/anomalens_core.js) for unit
 // tests of the JS library. Deterministic: score = mean sample value / 255.
-//   - encoded input must start with a PNG/JPEG/GIF/BMP magic, else decode_failed;
+//   - encoded input must look like a whole PNG/JPEG/GIF/BMP/TGA file, else decode_failed;
 //   - encoded input starting with "CRASH" throws, like a trap inside wasm;
 //   - a model must start with "ALM1"; "ALM1-unsupported" gives code unsupported.
 
@@ -55,8 +55,11 @@ export default async function createAnomalensCore(moduleArgs = {}) {
             const b = new Uint8Array(bytes);
             const s = String.fromCharCode(...b.subarray(0, 8));
             if (s.startsWith('CRASH')) throw new Error('RuntimeError: unreachable');
-            const known = s.startsWith('\x89PNG') || (b[0] === 0xff && b[1] === 0xd8) ||
-              s.startsWith('GIF8') || s.startsWith('BM');
+            const tail = String.fromCharCode(...b.subarray(Math.max(0, b.length - 12)));
+            const known = (s.startsWith('\x89PNG') && tail.includes('IEND')) ||
+              (b[0] === 0xff && b[1] === 0xd8 && b.at(-2) === 0xff && b.at(-1) === 0xd9) ||
+              (s.startsWith('GIF8') && b.at(-1) === 0x3b) || (s.startsWith('BM') && b.length > 54) ||
+              (b.length > 18 && [2, 3, 10, 11].includes(b[2]) && b[1] === 0);  // TGA-like
             if (!known) return { ok: false, code: 'decode_failed', message: 'unknown image type' };
             return verdict(mean(b), threshold, 1);
           },

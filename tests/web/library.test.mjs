@@ -51,6 +51,7 @@ const model = () => new TextEncoder().encode('ALM1 fake model bytes').buffer;
 const png = (fill) => {
   const b = new Uint8Array(64).fill(fill);
   b.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  b.set([0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82], 56);  // IEND chunk
   return b;
 };
 const create = (extra = {}) => Anomalens.create({ model: model(), coreUrl: fakeCoreUrl, ...extra });
@@ -133,7 +134,7 @@ test('concurrent calls queue and resolve in order with their own results', async
       assert.equal(s.reason.code, 'decode_failed');
     } else {
       assert.equal(s.status, 'fulfilled');
-      const expected = (fills[i] * 56 + 0x89 + 0x50 + 0x4e + 0x47 + 0x0d + 0x0a + 0x1a + 0x0a) / 64 / 255;
+      const expected = png(fills[i]).reduce((a, v) => a + v, 0) / 64 / 255;
       assert.ok(Math.abs(s.value.score - expected) < 1e-9, `call ${i}: ${s.value.score} vs ${expected}`);
     }
   });

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+// Type declarations for the Anomalens browser library (anomalens.js) and its custom element.
+
+export type AnomalensErrorCode =
+  | 'invalid_model'      // the .alm file is malformed
+  | 'unsupported'        // the model uses a layer or option this core does not support
+  | 'decode_failed'      // the image could not be decoded
+  | 'invalid_argument'   // the input is not something classify() accepts (or has no pixels yet)
+  | 'out_of_memory'
+  | 'network'            // the model URL could not be fetched
+  | 'core_load_failed'   // the wasm core could not be loaded or started
+  | 'worker_failed'      // the worker died
+  | 'closed'             // close() was called
+  | 'not_ready'
+  | 'internal'
+  | (string & {});
+
+export class AnomalensError extends Error {
+  readonly name: 'AnomalensError';
+  readonly code: AnomalensErrorCode;
+  /** Name of the File that failed, when the input was a File. */
+  file?: string;
+}
+
+export type Label = 'normal' | 'abnormal';
+
+export interface ClassifyResult {
+  label: Label;
+  /** P(abnormal), 0..1. */
+  score: number;
+  scores: { normal: number; abnormal: number };
+  /** The model's decision threshold: label is 'abnormal' when score >= threshold. */
+  threshold: number;
+  /** Wall time of this call in milliseconds, from classify() to the result (excluding time queued). */
+  elapsedMs: number;
+  /** Time spent in the core, milliseconds. */
+  timings: { decode: number; preprocess: number; infer: number; worker: number };
+}
+
+export interface ModelInfo {
+  name: string;
+  labels: string[];
+  inputWidth: number;
+  inputHeight: number;
+  channels: 'rgb' | 'bgr' | 'gray';
+  threshold: number;
+  parameters: number;
+  macs: number;
+  /** Free-form metadata: description, license, task, training_data, metric.* ... */
+  meta: Record<string, string>;
+}
+
+export type ClassifyInput =
+  | Blob
+  | File
+  | ArrayBuffer
+  | ArrayBufferView
+  | ImageData
+  | ImageBitmap
+  | HTMLCanvasElement
+  | OffscreenCanvas
+  | HTMLImageElement
+  | HTMLVideoElement;
+
+export interface CreateOptions {
+  /** The .alm model: a URL to fetch, or its bytes. */
+  model: string | URL | ArrayBuffer | ArrayBufferView | Blob;
+  /** URL of anomalens_core.js (default: core/ next to anomalens.js). */
+  coreUrl?: string | URL;
+  /** URL of worker.js (default: next to anomalens.js). */
+  workerUrl?: string | URL;
+}
+
+export interface SniffResult {
+  format: 'png' | 'jpeg' | 'gif' | 'bmp' | 'webp' | 'avif' | 'heif' | 'ico' | 'svg' | 'unknown';
+  /** 'core': bytes go to the wasm decoder; 'browser'/'svg': the browser decodes to pixels. */
+  route: 'core' | 'browser' | 'svg';
+}
+
+export function sniffFormat(head: ArrayBuffer | Uint8Array, mimeType?: string): SniffResult;
+
+export class Anomalens {
+  /** Loads the core and the model in a new Web Worker. Rejects with AnomalensError. */
+  static create(options: CreateOptions): Promise<Anomalens>;
+  /** Classifies one image; calls run one at a time, in call order. Rejects with AnomalensError. */
+  classify(input: ClassifyInput): Promise<ClassifyResult>;
+  /** The model card (a copy), or null after a failed create. */
+  info(): ModelInfo | null;
+  /** Frees the C++ classifier and the worker once queued calls finish. Idempotent. */
+  close(): Promise<void>;
+}
+
+export default Anomalens;
+
+/** <anomalens-classifier model="..." core-url="...">; import 'anomalens/element' to define it. */
+export class AnomalensClassifierElement extends HTMLElement {
+  /** Resolves with the model info once the model is loaded. */
+  readonly ready: Promise<ModelInfo>;
+  readonly classifier: Anomalens | null;
+  classify(input: ClassifyInput): Promise<ClassifyResult>;
+}
+
+export interface AnomalensElementEventMap {
+  ready: CustomEvent<ModelInfo>;
+  result: CustomEvent<ClassifyResult & { file?: string }>;
+  error: CustomEvent<{ code: AnomalensErrorCode; message: string; file?: string }>;
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'anomalens-classifier': AnomalensClassifierElement;
+  }
+}
