@@ -558,6 +558,20 @@ TEST(XnnpackEngine, DanglingLayerIsInvalidModelNotAnAbort) {
       << engine.status().message();
 }
 
+TEST(XnnpackEngine, WindowLargerThanPaddedInputIsInvalidModel) {
+  GraphMaker m(18);
+  int x = m.input(2, 1, 5);
+  PoolParams p;
+  p.kh = 3, p.kw = 3, p.sh = 2, p.sw = 2, p.pt = 1, p.pr = 1;
+  int y = m.pool(LayerType::kMaxPool, x, p);  // padded height 2 < kernel 3
+  Graph g = m.finish(y);
+  Result<std::unique_ptr<Engine>> engine = create_xnnpack_engine(g);
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.status().code(), StatusCode::kInvalidModel);
+  EXPECT_NE(engine.status().message().find("MaxPool1"), std::string::npos)
+      << engine.status().message();
+}
+
 TEST(XnnpackEngine, NullInputIsInvalidArgument) {
   GraphMaker m(15);
   int x = m.input(1, 2, 2);

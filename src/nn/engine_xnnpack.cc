@@ -380,6 +380,32 @@ class SubgraphBuilder {
     return Status::Ok();
   }
 
+  // XNNPACK derives output sizes itself with unsigned arithmetic and would run off its
+  // buffers if a window did not fit, so the blob shapes are checked against the formula.
+  Status check_window(const Layer& layer, int dilation_h, int dilation_w) const {
+    const Shape& is = graph_.blobs[layer.inputs[0]].shape;
+    const Shape& os = graph_.blobs[layer.outputs[0]].shape;
+    auto expected = [](int in, int pa, int pb, int d, int k, int s) -> int64_t {
+      const int64_t span = int64_t{in} + pa + pb - int64_t{d} * (k - 1) - 1;
+      return span < 0 || s < 1 ? -1 : span / s + 1;
+    };
+    const int64_t oh = expected(is.h, layer.pad_top, layer.pad_bottom, dilation_h,
+                                layer.kernel_h, layer.stride_h);
+    const int64_t ow = expected(is.w, layer.pad_left, layer.pad_right, dilation_w,
+                                layer.kernel_w, layer.stride_w);
+    if (layer.kernel_h < 1 || layer.kernel_w < 1 || dilation_h < 1 || dilation_w < 1 ||
+        layer.pad_top < 0 || layer.pad_left < 0 || layer.pad_bottom < 0 || layer.pad_right < 0 ||
+        oh != os.h || ow != os.w) {
+      return Status(StatusCode::kInvalidModel,
+                    layer_ref(layer) + ": output " + std::to_string(os.h) + "x" +
+                        std::to_string(os.w) + " does not follow from input " +
+                        std::to_string(is.h) + "x" + std::to_string(is.w) +
+                        ", kernel, stride, dilation and padding (expected " +
+                        std::to_string(oh) + "x" + std::to_string(ow) + ")");
+    }
+    return Status::Ok();
+  }
+
   Status require_plain(const Layer& layer, int blob) const {
     if (!values_[blob].permuted) return Status::Ok();
     return unsupported(layer, "input \"" + graph_.blobs[blob].name +
@@ -451,6 +477,7 @@ class SubgraphBuilder {
                         std::to_string(cin) + " and output " + std::to_string(cout) +
                         " channels");
     }
+    ANOMALENS_RETURN_IF_ERROR(check_window(layer, layer.dilation_h, layer.dilation_w));
     const int gin = cin / g, gout = cout / g;
     Result<const WeightTensor*> w =
         weight(layer, layer.weight, int64_t{cout} * gin * kh * kw, "weight");
@@ -652,6 +679,11 @@ class SubgraphBuilder {
     const bool padded =
         layer.pad_top > 0 || layer.pad_left > 0 || layer.pad_bottom > 0 || layer.pad_right > 0;
     const bool is_max = layer.type == LayerType::kMaxPool;
+    ANOMALENS_RETURN_IF_ERROR(check_window(layer, 1, 1));
+    if (graph_.blobs[out].shape.c != is.c) {
+      return Status(StatusCode::kInvalidModel,
+                    layer_ref(layer) + ": pooling changes the channel count");
+    }
     uint32_t in_id = values_[in].id;
 
     if (layer.kernel_h * layer.kernel_w == 1) {
