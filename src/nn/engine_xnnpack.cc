@@ -406,6 +406,19 @@ class SubgraphBuilder {
     return Status::Ok();
   }
 
+  // XNNPACK checks few shapes when nodes are defined and sizes copies from its inputs, so a
+  // blob whose declared shape disagrees with the layer would be over- or under-written.
+  Status expect_shape(const Layer& layer, int blob, const Shape& want) const {
+    const Shape& got = graph_.blobs[blob].shape;
+    if (got == want) return Status::Ok();
+    auto str = [](const Shape& s) {
+      return "(" + std::to_string(s.c) + "," + std::to_string(s.h) + "," + std::to_string(s.w) + ")";
+    };
+    return Status(StatusCode::kInvalidModel,
+                  layer_ref(layer) + ": blob \"" + graph_.blobs[blob].name + "\" has shape " +
+                      str(got) + ", the layer needs " + str(want));
+  }
+
   Status require_plain(const Layer& layer, int blob) const {
     if (!values_[blob].permuted) return Status::Ok();
     return unsupported(layer, "input \"" + graph_.blobs[blob].name +
@@ -541,6 +554,7 @@ class SubgraphBuilder {
     const Shape& is = graph_.blobs[in].shape;
     const int64_t k = is.elements();
     const int n = layer.gemm_outputs;
+    ANOMALENS_RETURN_IF_ERROR(expect_shape(layer, out, Shape{n, 1, 1}));
     Result<const WeightTensor*> w = weight(layer, layer.weight, int64_t{n} * k, "weight");
     if (!w.ok()) return w.status();
     Result<uint32_t> bias = bias_value(layer, n);
@@ -595,6 +609,11 @@ class SubgraphBuilder {
   Status define_binary(const Layer& layer) {
     const int a = layer.inputs[0], b = layer.inputs[1];
     const int out = layer.outputs[0];
+    const Shape& as = graph_.blobs[a].shape;
+    ANOMALENS_RETURN_IF_ERROR(expect_shape(layer, out, as));
+    if (layer.type == LayerType::kAdd || graph_.blobs[b].shape != Shape{as.c, 1, 1}) {
+      ANOMALENS_RETURN_IF_ERROR(expect_shape(layer, b, as));
+    }
     const BlobValue& va = values_[a];
     const BlobValue& vb = values_[b];
     if (va.permuted != vb.permuted || (va.permuted && va.source != vb.source)) {
@@ -754,6 +773,7 @@ class SubgraphBuilder {
     const int in = layer.inputs[0];
     const int out = layer.outputs[0];
     const Shape& is = graph_.blobs[in].shape;
+    ANOMALENS_RETURN_IF_ERROR(expect_shape(layer, out, Shape{is.c, 1, 1}));
     if (is.h == 1 && is.w == 1 && layer.act == Activation::kNone) {
       return alias_or_copy(layer, in);  // averaging one pixel; keeps a flattened blob's order
     }
@@ -772,6 +792,8 @@ class SubgraphBuilder {
     const int in = layer.inputs[0];
     const int out = layer.outputs[0];
     const Shape& is = graph_.blobs[in].shape;
+    ANOMALENS_RETURN_IF_ERROR(
+        expect_shape(layer, out, Shape{static_cast<int>(is.elements()), 1, 1}));
     if (int64_t{is.h} * is.w == 1) return alias_or_copy(layer, in);
     // HWC data reshaped to a row: the element order stays HWC (see BlobValue).
     ANOMALENS_RETURN_IF_ERROR(define_blob(layer, out));
@@ -791,6 +813,7 @@ class SubgraphBuilder {
   Status define_activation(const Layer& layer) {
     const int in = layer.inputs[0];
     const int out = layer.outputs[0];
+    ANOMALENS_RETURN_IF_ERROR(expect_shape(layer, out, graph_.blobs[in].shape));
     if (layer.act == Activation::kNone) return alias_or_copy(layer, in);
     ANOMALENS_RETURN_IF_ERROR(define_blob(layer, out));
     values_[out].permuted = values_[in].permuted;
@@ -817,6 +840,7 @@ class SubgraphBuilder {
   Status define_softmax(const Layer& layer) {
     const int in = layer.inputs[0];
     const int out = layer.outputs[0];
+    ANOMALENS_RETURN_IF_ERROR(expect_shape(layer, out, graph_.blobs[in].shape));
     ANOMALENS_RETURN_IF_ERROR(define_blob(layer, out));
     values_[out].permuted = values_[in].permuted;
     values_[out].source = values_[in].source;
