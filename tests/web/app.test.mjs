@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
-  allowFake, artifactsDir, cliClassify, cliPath, defaultModelPath, dropFiles, foreignRequests,
+  allowFake, artifactsDir, cliClassify, cliPath, defaultModelPath, dropFiles, dropPaths, foreignRequests,
   hasCli, hasRealCore, launch, listImages, openPage, otherModelPath, readResults, screenshot,
   startServer, waitForResults,
 } from './harness.mjs';
@@ -94,17 +94,27 @@ test('dropped ELPV images and a chosen folder get the CLI verdicts', async (t) =
   let results = await waitForResults(s.page, dropped.length);
   assert.equal(results.length, dropped.length);
 
-  // A folder with a subfolder and a non-image file (ignored when it comes from a folder).
-  const folder = path.join(tmp, 'batch');
-  fs.mkdirSync(path.join(folder, 'sub'), { recursive: true });
-  const folderFiles = [...listImages('normal', 10).slice(6, 9), ...listImages('abnormal', 10).slice(6, 9)];
-  folderFiles.forEach((f, i) => fs.copyFileSync(f, path.join(folder, i % 2 ? 'sub' : '', path.basename(f))));
-  fs.writeFileSync(path.join(folder, 'README.txt'), 'not an image\n');
-  await s.page.setInputFiles('#folder-input', folder);
+  // Folders with a subfolder and a non-image file (ignored when it comes from a folder): one
+  // dropped (walked with webkitGetAsEntry), one chosen with the folder picker.
+  const makeFolder = (name, files) => {
+    const folder = path.join(tmp, name);
+    fs.mkdirSync(path.join(folder, 'sub'), { recursive: true });
+    files.forEach((f, i) => fs.copyFileSync(f, path.join(folder, i % 2 ? 'sub' : '', path.basename(f))));
+    fs.writeFileSync(path.join(folder, 'README.txt'), 'not an image\n');
+    return folder;
+  };
+  const droppedDir = [...listImages('normal', 12).slice(9, 12), ...listImages('abnormal', 12).slice(9, 12)];
+  await dropPaths(s.page, '#dropzone', [makeFolder('dropped', droppedDir)]);
+  results = await waitForResults(s.page, dropped.length + droppedDir.length);
+  const pickedDir = [...listImages('normal', 10).slice(6, 9), ...listImages('abnormal', 10).slice(6, 9)];
+  await s.page.setInputFiles('#folder-input', makeFolder('batch', pickedDir));
+  const folderFiles = [...droppedDir, ...pickedDir];
   results = await waitForResults(s.page, dropped.length + folderFiles.length);
   assert.equal(results.length, dropped.length + folderFiles.length, 'README.txt is skipped');
-  assert.ok(results.some((r) => r.path === `batch/sub/${path.basename(folderFiles[1])}`),
-    `folder paths kept: ${results.map((r) => r.path).join(', ')}`);
+  for (const [dir, files] of [['dropped', droppedDir], ['batch', pickedDir]]) {
+    assert.ok(results.some((r) => r.path === `${dir}/sub/${path.basename(files[1])}`),
+      `${dir}: folder paths kept: ${results.map((r) => r.path).join(', ')}`);
+  }
 
   const counts = await s.page.$$eval('#counts b', (bs) => bs.map((b) => Number(b.textContent)));
   const byVerdict = (v) => results.filter((r) => r.verdict === v).length;
@@ -374,4 +384,82 @@ test('camera without a device or permission gives a clear message', async () => 
   const msg = await s.page.textContent('#cam-message');
   assert.match(msg, /No camera was found|permission was denied/);
   assert.equal(await s.page.isDisabled('#cam-snap-btn'), true);
+});
+
+test('library in the page: every input type, SVG via the browser, paste into the app', async (t) => {
+  const s = await newPage();
+  const png = fs.readFileSync(listImages('abnormal', 30)[29]).toString('base64');
+  const r = await s.page.evaluate(async (b64) => {
+    const { Anomalens } = await import('/anomalens.js');
+    const clf = await Anomalens.create({ model: '/models/default.alm' });
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const blob = new Blob([bytes], { type: 'image/png' });
+    const out = {};
+    out.blob = (await clf.classify(blob)).score;
+    out.bytes = (await clf.classify(bytes.buffer)).score;
+    const bitmap = await createImageBitmap(blob);
+    out.bitmap = (await clf.classify(bitmap)).score;
+    const canvas = document.createElement('canvas');
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(bitmap, 0, 0);
+    out.canvas = (await clf.classify(canvas)).score;
+    out.imageData = (await clf.classify(ctx.getImageData(0, 0, canvas.width, canvas.height))).score;
+    const img = new Image();
+    img.src = URL.createObjectURL(blob);
+    await img.decode();
+    out.img = (await clf.classify(img)).score;
+    // SVG is rasterised by the browser; it must score like the same pixels drawn on a canvas.
+    const svg = new Blob(['<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30">' +
+      '<rect width="40" height="30" fill="#6a6a6a"/></svg>'], { type: 'image/svg+xml' });
+    out.svg = (await clf.classify(svg)).score;
+    const flat = document.createElement('canvas');
+    flat.width = 40;
+    flat.height = 30;
+    const fctx = flat.getContext('2d');
+    fctx.fillStyle = '#6a6a6a';
+    fctx.fillRect(0, 0, 40, 30);
+    out.flat = (await clf.classify(flat)).score;
+    out.errors = [];
+    for (const bad of [new Blob(['nope']), 17, document.createElement('video')]) {
+      try {
+        await clf.classify(bad);
+        out.errors.push('resolved');
+      } catch (e) {
+        out.errors.push(`${e.name}:${e.code}`);
+      }
+    }
+    out.after = (await clf.classify(blob)).score;
+    await clf.close();
+    try {
+      await clf.classify(blob);
+    } catch (e) {
+      out.errors.push(`${e.name}:${e.code}`);
+    }
+    return out;
+  }, png);
+  t.diagnostic(JSON.stringify(r));
+  assert.deepEqual(r.errors, ['AnomalensError:decode_failed', 'AnomalensError:invalid_argument',
+    'AnomalensError:invalid_argument', 'AnomalensError:closed']);
+  const near = (a, b, what) => assert.ok(Math.abs(a - b) < 1e-3, `${what}: ${a} vs ${b}`);
+  near(r.blob, r.bytes, 'Blob vs ArrayBuffer');
+  near(r.blob, r.after, 'same call after errors');
+  for (const k of ['canvas', 'imageData', 'img']) near(r[k], r.bitmap, `${k} vs ImageBitmap`);
+  near(r.svg, r.flat, 'SVG vs canvas');
+  // Gray PNG decoded by the core vs decoded by the browser: same pixels, same score.
+  if (hasRealCore) near(r.blob, r.bitmap, 'encoded bytes vs browser pixels');
+
+  // Paste into the app.
+  await s.page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'image.png', { type: 'image/png' }));
+    document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true }));
+  }, png);
+  const [pasted] = await waitForResults(s.page, 1);
+  assert.match(pasted.file, /^pasted-\d+-1\.png$/);
+  assert.notEqual(pasted.verdict, 'error');
+  near(pasted.score, r.blob, 'pasted vs library');
+  await assertClean(t, s);
 });

@@ -185,3 +185,19 @@ export async function waitForResults(page, n, timeout = 60000) {
   }, n, { timeout });
   return readResults(page);
 }
+
+/**
+ * Drops real paths (files or whole folders) from disk through Chromium's own drag and drop
+ * (CDP Input.dispatchDragEvent), so the page sees genuine directory entries.
+ */
+export async function dropPaths(page, selector, paths) {
+  const box = await page.locator(selector).boundingBox();
+  const cdp = await page.context().newCDPSession(page);
+  const x = box.x + box.width / 2;
+  const y = box.y + box.height / 2;
+  const data = { items: [], files: paths, dragOperationsMask: 1 };
+  for (const type of ['dragEnter', 'dragOver', 'drop']) {
+    await cdp.send('Input.dispatchDragEvent', { type, x, y, data });
+  }
+  await cdp.detach();
+}
