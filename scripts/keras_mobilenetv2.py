@@ -76,8 +76,9 @@ class KerasSamePad(nn.Module):
         self.k, self.s, self.d = k, s, d
 
     def forward(self, x):
-        t, b = same_pads(x.shape[2], self.k, self.s, self.d)
-        l, r = same_pads(x.shape[3], self.k, self.s, self.d)
+        # int(): fixed sizes, so an ONNX export holds constant pads.
+        t, b = same_pads(int(x.shape[2]), self.k, self.s, self.d)
+        l, r = same_pads(int(x.shape[3]), self.k, self.s, self.d)
         if t == b == l == r == 0:
             return x
         if torch.onnx.is_in_onnx_export():

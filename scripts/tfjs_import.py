@@ -558,13 +558,23 @@ class KerasGraph(nn.Module):
                 if o not in known:
                     raise ImportError_(f"output layer {o!r} not in the model")
             self.output_names = list(outputs)
+        # Only the layers the outputs depend on run (probing inner layers of a model whose
+        # head needs a larger input still works).
+        self.needed, todo = set(), list(self.output_names)
+        while todo:
+            n = todo.pop()
+            if n in self.needed or n not in self.inbound:
+                continue
+            self.needed.add(n)
+            todo += self.inbound[n]
 
     def forward(self, *inputs):
         vals = dict(zip(self.input_names, inputs))
         if "__input__" in self.input_names:
             vals["__input__"] = inputs[0]
         for name, _ in self.order:
-            vals[name] = self.layers[name](*[vals[i] for i in self.inbound[name]])
+            if name in self.needed:
+                vals[name] = self.layers[name](*[vals[i] for i in self.inbound[name]])
         outs = [vals[o] for o in self.output_names]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
