@@ -52,12 +52,64 @@ Status decode_error(const uint8_t* data, size_t size, const char* reason) {
                                                (reason ? reason : "unknown reason") + ")");
 }
 
+uint32_t be16(const uint8_t* p) { return uint32_t{p[0]} << 8 | p[1]; }
+uint32_t le16(const uint8_t* p) { return uint32_t{p[0]} | uint32_t{p[1]} << 8; }
+uint32_t be32(const uint8_t* p) { return be16(p) << 16 | be16(p + 2); }
+uint32_t le32(const uint8_t* p) { return le16(p) | le16(p + 2) << 16; }
+
+// Width x height as the file's header declares them, read without decoding anything, so a
+// decompression bomb is refused before a pixel is allocated. Returns false when unknown.
+bool declared_size(const uint8_t* d, size_t n, int64_t* w, int64_t* h) {
+  const char* fmt = sniff_format(d, n);
+  if (!fmt) return false;
+  const std::string f = fmt;
+  if (f == "PNG" && n >= 24 && std::memcmp(d + 12, "IHDR", 4) == 0) {
+    *w = be32(d + 16);
+    *h = be32(d + 20);
+    return true;
+  }
+  if (f == "GIF" && n >= 10) {
+    *w = le16(d + 6);
+    *h = le16(d + 8);
+    return true;
+  }
+  if (f == "BMP" && n >= 26) {
+    *w = static_cast<int32_t>(le32(d + 18));
+    *h = static_cast<int32_t>(le32(d + 22));
+    if (*h < 0) *h = -*h;  // top-down bitmaps store a negative height
+    return true;
+  }
+  if (f == "JPEG") {
+    for (size_t pos = 2; pos + 9 <= n;) {
+      if (d[pos] != 0xFF) return false;
+      const uint8_t m = d[pos + 1];
+      if (m == 0xFF) { ++pos; continue; }
+      const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+      if (sof) {
+        *h = be16(d + pos + 5);
+        *w = be16(d + pos + 7);
+        return true;
+      }
+      if (m == 0xDA || m == 0xD9) return false;
+      pos += 2 + be16(d + pos + 2);
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options) {
   if (data == nullptr || size == 0) return Status(StatusCode::kDecodeFailed, "empty file");
   if (size > size_t{0x7fffffff}) return Status(StatusCode::kDecodeFailed, "file larger than 2 GiB");
   const int len = static_cast<int>(size);
+  int64_t declared_w = 0, declared_h = 0;
+  if (declared_size(data, size, &declared_w, &declared_h) && declared_w * declared_h > options.max_pixels) {
+    return Status(StatusCode::kOutOfMemory,
+                  "image declares " + std::to_string(declared_w) + "x" + std::to_string(declared_h) + " = " +
+                      std::to_string(declared_w * declared_h) + " pixels, above the limit of " +
+                      std::to_string(options.max_pixels) + " (raise max_pixels to allow it)");
+  }
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     return decode_error(data, size, stbi_failure_reason());

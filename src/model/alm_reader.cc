@@ -575,6 +575,7 @@ struct LayerParser {
         out = in_shapes[0];
         break;
       case LayerType::kSoftmax:
+        if (in_shapes[0].h != 1 || in_shapes[0].w != 1) return fail("Softmax needs a (C,1,1) input");
         out = in_shapes[0];
         break;
     }

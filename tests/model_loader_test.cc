@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+// The loader accepts well-formed models and rejects every malformed one with the right code,
+// without crashing or allocating from unchecked sizes.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "model/model.h"
+#include "test_util.h"
+
+namespace anomalens {
+namespace {
+
+using testing_util::AlmBuilder;
+using testing_util::fixture;
+using testing_util::read_bytes;
+
+TEST(ModelLoader, LoadsFixtures) {
+  for (const char* name : {"tiny.alm", "allops.alm", "allops_f16.alm"}) {
+    Result<Model> m = load_model_file(fixture(name));
+    ASSERT_TRUE(m.ok()) << name << ": " << m.status().to_string();
+    EXPECT_EQ(m.value().meta.labels.size(), 2u);
+    EXPECT_GT(m.value().graph.layers.size(), 2u);
+    EXPECT_GT(m.value().graph.parameter_count(), 0);
+  }
+}
+
+TEST(ModelLoader, F16StorageMatchesF32WithinHalfPrecision) {
+  Result<Model> a = load_model_file(fixture("allops.alm"));
+  Result<Model> b = load_model_file(fixture("allops_f16.alm"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a.value().graph.tensors.size(), b.value().graph.tensors.size());
+  for (size_t t = 0; t < a.value().graph.tensors.size(); ++t) {
+    const auto& x = a.value().graph.tensors[t].data;
+    const auto& y = b.value().graph.tensors[t].data;
+    ASSERT_EQ(x.size(), y.size());
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], 1e-3f * std::max(1.f, std::fabs(x[i])));
+  }
+}
+
+// Every file in bad/manifest.txt fails with the code it names.
+TEST(ModelLoader, RejectsMalformedFixturesWithTheRightCode) {
+  std::ifstream manifest(fixture("bad/manifest.txt"));
+  ASSERT_TRUE(manifest.good()) << "run scripts/make_fixtures.py first";
+  std::string line;
+  int checked = 0;
+  while (std::getline(manifest, line)) {
+    std::istringstream in(line);
+    std::string file, code;
+    if (!(in >> file >> code)) continue;
+    Result<Model> m = load_model_file(fixture("bad/" + file));
+    ASSERT_FALSE(m.ok()) << file << " loaded but should fail with " << code;
+    EXPECT_EQ(status_code_name(m.status().code()), code) << file << ": " << m.status().to_string();
+    EXPECT_NE(m.status().message().find("bad/" + file), std::string::npos) << "message names the file";
+    ++checked;
+  }
+  EXPECT_GE(checked, 15);
+}
+
+// Cutting a valid file anywhere must fail cleanly (never crash, never succeed).
+TEST(ModelLoader, EveryTruncationFails) {
+  std::vector<uint8_t> bytes;
+  ASSERT_TRUE(read_bytes(fixture("tiny.alm"), &bytes));
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    Result<Model> m = load_model(bytes.data(), len);
+    // Trailing weight padding can be cut without loss only if no section extends there.
+    EXPECT_FALSE(m.ok()) << "truncated to " << len << " of " << bytes.size() << " bytes";
+    if (!m.ok()) EXPECT_EQ(m.status().code(), StatusCode::kInvalidModel);
+  }
+}
+
+TEST(ModelLoader, MessagesNameLayerLineAndRule) {
+  std::mt19937 rng(1);
+  AlmBuilder b;
+  b.classifier_meta(8, 8, "gray")
+      .layer("Input in 0 1 x c=1 h=8 w=8")
+      .layer("Conv c1 1 1 x y cout=2 k=0,3 w=w1")
+      .random_tensor("w1", {2, 1, 3, 3}, &rng);
+  const std::vector<uint8_t> bytes = b.bytes();
+  Result<Model> m = load_model(bytes.data(), bytes.size());
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kInvalidModel);
+  EXPECT_NE(m.status().message().find("layer \"c1\" (line 2)"), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("k=0,3"), std::string::npos) << m.status().message();
+}
+
+TEST(ModelLoader, UnknownLayerIsUnsupported) {
+  AlmBuilder b;
+  b.classifier_meta(4, 4, "gray").layer("Input in 0 1 x c=1 h=4 w=4").layer("Warp w 1 1 x y");
+  const std::vector<uint8_t> bytes = b.bytes();
+  Result<Model> m = load_model(bytes.data(), bytes.size());
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(m.status().message().find("\"Warp\""), std::string::npos);
+}
+
+TEST(ModelLoader, RandomByteFlipsNeverCrash) {
+  std::vector<uint8_t> bytes;
+  ASSERT_TRUE(read_bytes(fixture("allops.alm"), &bytes));
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<uint8_t> b = bytes;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) b[rng() % b.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+    Result<Model> m = load_model(b.data(), b.size());  // may succeed (e.g. a weight bit): must not crash
+    if (!m.ok()) EXPECT_FALSE(m.status().message().empty());
+  }
+}
+
+}  // namespace
+}  // namespace anomalens
