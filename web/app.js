@@ -259,7 +259,9 @@ function showProgress() {
   wrap.hidden = false;
   $('progress').max = state.batchTotal;
   $('progress').value = state.done;
-  $('progress-text').textContent = state.done >= state.batchTotal
+  $('progress-text').textContent = !state.clf
+    ? `Waiting for a model (${state.queue.length} queued)...`
+    : state.done >= state.batchTotal
     ? `Classified ${state.done} image${state.done === 1 ? '' : 's'}.`
     : `Classifying ${state.done + 1} of ${state.batchTotal}...`;
 }

@@ -338,7 +338,7 @@ test('hundreds of files: progress shown, page stays responsive', async (t) => {
   const t0 = Date.now();
   await s.page.setInputFiles('#folder-input', folder);
   await s.page.waitForFunction(() => /Classifying \d+ of 250/.test(document.getElementById('progress-text').textContent));
-  await screenshot(s.page, 'app-progress.png');
+  await screenshot(s.page, 'app-progress.png', { fullPage: false });
   // Measure the longest main-thread stall with a 16 ms ticker while the batch runs.
   await s.page.evaluate(() => {
     window.__maxGap = 0;
@@ -462,4 +462,27 @@ test('library in the page: every input type, SVG via the browser, paste into the
   assert.notEqual(pasted.verdict, 'error');
   near(pasted.score, r.blob, 'pasted vs library');
   await assertClean(t, s);
+});
+
+test('no default model: clear message, images wait, a model from disk runs them', async (t) => {
+  const bare = await startServer(null);
+  const context = await browser.newContext();
+  openContexts.push(context);
+  try {
+    const page = await context.newPage();
+    await page.goto(`${bare.url}/`);
+    await page.waitForSelector('body[data-model-state="error"]');
+    assert.match(await page.textContent('#model-status'), /Could not load the default model: .*HTTP 404.*Load a \.alm model from disk/);
+    const files = listImages('normal', 42).slice(40);
+    await dropFiles(page, '#dropzone', files);
+    await page.waitForFunction(() => /Waiting for a model \(2 queued\)/.test(document.getElementById('progress-text').textContent));
+    await screenshot(page, 'app-no-model.png');
+    await page.setInputFiles('#model-input', modelPath);
+    const results = await waitForResults(page, 2);
+    assert.ok(results.every((r) => r.verdict === 'normal' || r.verdict === 'abnormal'), JSON.stringify(results));
+    if (requireReference(t)) assertMatchesCli(results, cliClassify(modelPath, files));
+  } finally {
+    await context.close();
+    await bare.close();
+  }
 });
