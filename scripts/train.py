@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+CL = None  # torch.channels_last, set in run()
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".psd", ".pnm", ".pgm", ".ppm",
               ".hdr", ".pic")
 LABELS = ("normal", "abnormal")
@@ -113,6 +114,50 @@ def stratified_split(items, val_frac, test_frac, seed):
         for k, j in enumerate(order):
             part = "test" if k < n_test else ("val" if k < n_test + n_val else "train")
             split[part].append(cls[j])
+    return split
+
+
+def groups_by_number_gap(items, gap):
+    """Group id per item: within a label, files sorted by the last number in their name; a
+    jump of more than `gap` starts a new group (e.g. the photos of one physical tile taken in
+    several sessions carry nearly the same number)."""
+    import re
+    gid = {}
+    n = 0
+    for li in range(len(LABELS)):
+        keyed = []
+        for it in items:
+            if it[1] != li:
+                continue
+            nums = re.findall(r"\d+", os.path.basename(it[0]))
+            if not nums:
+                raise TrainError(f"--group-gap: file name {it[0]} has no number to group by")
+            keyed.append((int(nums[-1]), it))
+        keyed.sort()
+        prev = None
+        for num, it in keyed:
+            if prev is None or num - prev > gap:
+                n += 1
+            gid[it] = n
+            prev = num
+    return gid
+
+
+def grouped_split(items, gid, val_frac, test_frac, seed):
+    """Like stratified_split, but whole groups go to one split (no near-duplicates across)."""
+    rng = np.random.default_rng(seed)
+    split = {"train": [], "val": [], "test": []}
+    for li in range(len(LABELS)):
+        groups = sorted({gid[i] for i in items if i[1] == li})
+        order = rng.permutation(len(groups))
+        n_test = int(round(test_frac * len(groups)))
+        n_val = int(round(val_frac * len(groups)))
+        part_of = {}
+        for k, j in enumerate(order):
+            part_of[groups[j]] = ("test" if k < n_test else
+                                  "val" if k < n_test + n_val else "train")
+        for it in sorted(i for i in items if i[1] == li):
+            split[part_of[gid[it]]].append(it)
     return split
 
 
@@ -403,7 +448,7 @@ def predict(model, x, norm, bs, desc):
     probs, t0 = [], time.time()
     with torch.no_grad():
         for k, idx in enumerate(batches(len(x), bs)):
-            logits = model(norm(x[idx]))
+            logits = model(norm(x[idx]).contiguous(memory_format=CL))
             probs.append(torch.softmax(logits, 1)[:, 1])
             if desc:
                 progress(desc, min((k + 1) * bs, len(x)), len(x), t0)
@@ -446,7 +491,7 @@ def train(args, model, data, norm, out_dir):
             if args.augment:
                 xb = augment(xb, gen, aug_cfg)
             yb = ytr[idx]
-            logits = model(norm(xb))
+            logits = model(norm(xb).contiguous(memory_format=CL))
             loss = loss_fn(logits, yb)
             opt.zero_grad()
             loss.backward()
@@ -622,11 +667,11 @@ def parse_args(argv):
     ap.add_argument("--taps", default="13",
                     help="keras-mobilenetv2: blocks whose pooled features feed the classifier;"
                     " the backbone is cut after the last")
-    ap.add_argument("--freeze-through", type=int, default=6,
+    ap.add_argument("--freeze-through", type=int, default=10,
                     help="keras-mobilenetv2: freeze Conv1 and blocks 0..N (-1: none)")
     ap.add_argument("--channels", default="auto", choices=("auto", "gray", "rgb"))
-    ap.add_argument("--input-size", type=int, default=224)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--input-size", type=int, default=192)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--patience", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -643,6 +688,10 @@ def parse_args(argv):
     ap.add_argument("--contrast", type=float, default=0.2, help="max relative change")
     ap.add_argument("--val-frac", type=float, default=0.15)
     ap.add_argument("--test-frac", type=float, default=0.15)
+    ap.add_argument("--group-gap", type=int, default=None, metavar="N",
+                    help="split by groups instead of images: within a label, files sorted by "
+                    "the last number in their name, a jump > N starts a new group (magnetic "
+                    "tile: 100 groups the photos of one tile)")
     ap.add_argument("--seed", type=int, default=20240917)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=38.0,
@@ -654,7 +703,7 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     if a.smoke:
         a.epochs, a.patience = 1, 1
-        if a.input_size == 224:
+        if a.input_size == 192:
             a.input_size = 96
     if not 0 <= a.val_frac < 1 or not 0 <= a.test_frac < 1 or a.val_frac + a.test_frac >= 1:
         ap.error(f"--val-frac {a.val_frac} + --test-frac {a.test_frac}: each in [0,1), sum < 1")
@@ -675,6 +724,8 @@ def main(argv=None):
 
 def run(args, argv):
     import torch
+    global CL
+    CL = torch.channels_last
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -682,12 +733,15 @@ def run(args, argv):
     t_all = time.time()
 
     items = list_data(args.data)
-    if args.test_dir:
-        test = list_data(args.test_dir)
-        split = stratified_split(items, args.val_frac, 0.0, args.seed)
-        split["test"] = test
+    gid = groups_by_number_gap(items, args.group_gap) if args.group_gap is not None else None
+    test_frac = 0.0 if args.test_dir else args.test_frac
+    if gid is not None:
+        split = grouped_split(items, gid, args.val_frac, test_frac, args.seed)
+        log(f"grouped split: {len(set(gid.values()))} groups (--group-gap {args.group_gap})")
     else:
-        split = stratified_split(items, args.val_frac, args.test_frac, args.seed)
+        split = stratified_split(items, args.val_frac, test_frac, args.seed)
+    if args.test_dir:
+        split["test"] = list_data(args.test_dir)
     if args.smoke:
         split = {"train": subsample(split["train"], 24, args.seed),
                  "val": subsample(split["val"], 8, args.seed),
@@ -735,6 +789,9 @@ def run(args, argv):
         return x if identity_norm else (x - mean_t) / std_t
 
     model, provenance = build_model(args.arch, channels, args)
+    # channels_last makes torch use oneDNN convolutions: ~50x faster on Debian's CPU build,
+    # whose NCHW path runs im2col + a generic BLAS.
+    model = model.to(memory_format=CL)
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"model {args.arch}: {n_params} parameters, {n_train} trainable; {provenance}")
@@ -781,7 +838,8 @@ def run(args, argv):
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seed": str(args.seed),
         "command": cmd,
-        "split": (f"stratified by label, seed {args.seed}: train {len(split['train'])}, "
+        "split": (f"stratified by label{' and grouped' if gid else ''}, seed {args.seed}: "
+                  f"train {len(split['train'])}, "
                   f"val {len(split['val'])}, test {len(split['test'])}"
                   + (" (--smoke subsample)" if args.smoke else "")),
     }
