@@ -25,10 +25,10 @@ static const struct anomalens_kernel_config kScalarConfig = {
 #if defined(__wasm_simd128__)
 static const struct anomalens_kernel_config kWasmSimdConfig = {
     .isa = "wasmsimd",
-    .gemm = anomalens_f32_gemm_minmax_ukernel_4x8__wasmsimd_splat,
+    .gemm = anomalens_f32_gemm_minmax_ukernel_4x8__wasmsimd_loadsplat,
     .gemm_mr = 4,
     .gemm_nr = 8,
-    .igemm = anomalens_f32_igemm_minmax_ukernel_4x8__wasmsimd_splat,
+    .igemm = anomalens_f32_igemm_minmax_ukernel_4x8__wasmsimd_loadsplat,
     .igemm_mr = 4,
     .igemm_nr = 8,
     .dwconv = anomalens_f32_dwconv_minmax_ukernel_4c__wasmsimd,
