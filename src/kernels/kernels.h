@@ -11,7 +11,9 @@
 // - Sizes named `*_bytes`/`kc`/`ks`/strides are in bytes; `mr`, `nc`, `channels`,
 //   `output_pixels`, `kernel_size` are counts.
 // - Every kernel may read up to ANOMALENS_EXTRA_BYTES past the end of any input row; callers
-//   pad their buffers for it. Kernels never write outside their outputs.
+//   pad their buffers for it (including the `zero`/padding buffers of igemm, dwconv and
+//   pooling, which need channels * 4 + ANOMALENS_EXTRA_BYTES bytes). Kernels never write
+//   outside their outputs.
 // - All data is NHWC f32.
 #pragma once
 
@@ -89,7 +91,8 @@ typedef void (*anomalens_f32_vmulc_ukernel_fn)(
 typedef void (*anomalens_f32_vunary_ukernel_fn)(size_t n_bytes, const float* x, float* y);
 
 // ---- Packing: done once at load; layouts above. `packed` must have room for the returned
-// float count (call with packed == NULL to get it). Bias may be NULL (zeros). ----
+// float count (call with packed == NULL to get it). Bias may be NULL (zeros); with groups it
+// is [groups][nc]. Group g's packed weights start at g * (returned count / groups). ----
 
 // Weights [groups][nc][kc] (OI per group; 1x1 conv or fully connected) for gemm.
 size_t anomalens_pack_f32_gemm_oi_w(size_t groups, size_t nc, size_t kc, size_t nr,
