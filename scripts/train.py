@@ -294,7 +294,7 @@ def _torch_modules():
 
         def __init__(self, backbone, taps, dropout):
             super().__init__()
-            self.backbone, self.taps = backbone, list(taps)
+            self.backbone, self.taps = backbone, sorted(set(taps))
             chans = [self.backbone.blocks[list(self.backbone.blocks)[t]].project.out_channels
                      for t in self.taps]
             self.drop = nn.Dropout(dropout)
@@ -318,6 +318,31 @@ def _torch_modules():
         def forward(self, x):
             feats = self.backbone(x, taps=self.taps)
             pooled = [f.mean(dim=(2, 3)) for f in feats]
+            z = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
+            return self.fc(self.drop(z))
+
+        def frozen_part(self, x, upto):
+            """Conv1 and blocks 0..upto: (feature map, pooled taps <= upto)."""
+            bb = self.backbone
+            x = nn.functional.relu6(bb.bn_Conv1(bb.Conv1(bb.Conv1_pad(x))))
+            low = []
+            for i, blk in enumerate(bb.blocks.values()):
+                if i > upto:
+                    break
+                x = blk(x)
+                if i in self.taps:
+                    low.append(x.mean(dim=(2, 3)))
+            return x, low
+
+        def forward_from(self, x, low, upto):
+            """The rest of forward() given frozen_part's outputs."""
+            pooled = list(low)
+            for i, blk in enumerate(self.backbone.blocks.values()):
+                if i <= upto:
+                    continue
+                x = blk(x)
+                if i in self.taps:
+                    pooled.append(x.mean(dim=(2, 3)))
             z = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
             return self.fc(self.drop(z))
 
@@ -482,16 +507,26 @@ def train(args, model, data, norm, out_dir):
                "brightness": args.brightness, "contrast": args.contrast}
     history, best, best_state, bad = [], None, None, 0
     t_start = time.time()
+    cache = None
+    if args.cache_variants > 0 and hasattr(model, "frozen_part") and args.freeze_through >= 0 \
+            and not args.from_scratch:
+        cache = build_cache(args, model, xtr, xva, norm, gen, aug_cfg)
     for epoch in range(1, args.epochs + 1):
         t0 = time.time()
         model.train()
         tot_loss, tot_ok, seen = 0.0, 0, 0
         for k, idx in enumerate(batches(len(xtr), args.batch_size, gen)):
-            xb = xtr[idx]
-            if args.augment:
-                xb = augment(xb, gen, aug_cfg)
             yb = ytr[idx]
-            logits = model(norm(xb).contiguous(memory_format=CL))
+            if cache is not None:
+                v = torch.randint(0, cache["v"], (len(idx),), generator=gen)
+                feat = cache["train"][v, idx].contiguous(memory_format=CL)
+                low = [t[v, idx] for t in cache["train_low"]]
+                logits = model.forward_from(feat, low, args.freeze_through)
+            else:
+                xb = xtr[idx]
+                if args.augment:
+                    xb = augment(xb, gen, aug_cfg)
+                logits = model(norm(xb).contiguous(memory_format=CL))
             loss = loss_fn(logits, yb)
             opt.zero_grad()
             loss.backward()
@@ -502,7 +537,10 @@ def train(args, model, data, norm, out_dir):
             seen += len(idx)
             progress(f"epoch {epoch}/{args.epochs}", seen, len(xtr), t0,
                      f"loss {tot_loss / seen:.4f} acc {tot_ok / seen:.3f}")
-        pva = predict(model, xva, norm, args.batch_size * 2, "  validation")
+        if cache is not None:
+            pva = predict_cached(model, cache, args.freeze_through, args.batch_size * 4)
+        else:
+            pva = predict(model, xva, norm, args.batch_size * 2, "  validation")
         vm = metrics_at(yva.numpy(), pva, 0.5)
         row = {"epoch": epoch, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
                "val_loss": bce_from_probs(yva.numpy(), pva), "val_acc": vm["accuracy"],
@@ -528,6 +566,64 @@ def train(args, model, data, norm, out_dir):
             break
     model.load_state_dict(best_state)
     return history
+
+
+def build_cache(args, model, xtr, xva, norm, gen, aug_cfg):
+    """Features of the frozen layers (Conv1..block F, eval mode, fixed weights) for a fixed
+    set of training variants: 0 = the image, 1-3 = flips, then random affine + photometric
+    augmentations; and for the validation images. Training then runs only the layers after F
+    (each step picks one variant per image): the frozen forward pass dominated the cost."""
+    import torch
+    F = args.freeze_through
+    variants = args.cache_variants
+    model.eval()
+    feats, lows = [], []
+    t0 = time.time()
+    total = variants * len(xtr) + len(xva)
+    done = 0
+    with torch.no_grad():
+        for v in range(variants + 1):
+            src = xva if v == variants else xtr
+            out_f, out_l = [], []
+            for idx in batches(len(src), 32):
+                xb = src[idx]
+                if v == 1:
+                    xb = xb.flip(3)
+                elif v == 2:
+                    xb = xb.flip(2)
+                elif v == 3:
+                    xb = xb.flip(2).flip(3)
+                elif v >= 4 and v < variants:
+                    xb = augment(xb, gen, aug_cfg)
+                f, low = model.frozen_part(norm(xb).contiguous(memory_format=CL), F)
+                out_f.append(f.contiguous())
+                out_l.append(low)
+                done += len(idx)
+                progress("  cache", done, total, t0)
+            feats.append(torch.cat(out_f))
+            lows.append([torch.cat([l[j] for l in out_l]) for j in range(len(out_l[0]))]
+                        if out_l[0] else [])
+    n_low = len(lows[0])
+    cache = {"v": variants, "train": torch.stack(feats[:variants]),
+             "train_low": [torch.stack([lows[v][j] for v in range(variants)])
+                           for j in range(n_low)],
+             "val": feats[variants], "val_low": lows[variants]}
+    log(f"cached frozen features (Conv1..block {F}) for {variants} variants of "
+        f"{len(xtr)} training images and {len(xva)} validation images: "
+        f"{cache['train'].numel() * 4 / 1e6:.0f} MB, {time.time() - t0:.0f}s")
+    return cache
+
+
+def predict_cached(model, cache, upto, bs):
+    import torch
+    model.eval()
+    probs = []
+    with torch.no_grad():
+        for idx in batches(len(cache["val"]), bs):
+            logits = model.forward_from(cache["val"][idx].contiguous(memory_format=CL),
+                                        [t[idx] for t in cache["val_low"]], upto)
+            probs.append(torch.softmax(logits, 1)[:, 1])
+    return torch.cat(probs).numpy().astype(np.float64)
 
 
 def write_log(out_dir, history):
@@ -669,6 +765,11 @@ def parse_args(argv):
                     " the backbone is cut after the last")
     ap.add_argument("--freeze-through", type=int, default=10,
                     help="keras-mobilenetv2: freeze Conv1 and blocks 0..N (-1: none)")
+    ap.add_argument("--cache-variants", type=int, default=8,
+                    help="keras-mobilenetv2 with frozen blocks: precompute the frozen layers' "
+                    "features for N fixed variants per training image (image, 3 flips, N-4 "
+                    "random augmentations) and train only the later layers; 0: augment every "
+                    "step and run the whole network (slower)")
     ap.add_argument("--channels", default="auto", choices=("auto", "gray", "rgb"))
     ap.add_argument("--input-size", type=int, default=192)
     ap.add_argument("--epochs", type=int, default=15)
@@ -771,6 +872,12 @@ def run(args, argv):
                                                          [0.229, 0.224, 0.225])
     if args.arch == "scratch":
         mean, std = [0.5] * cin, [0.25] * cin
+    # Built before the slow preprocessing so that model errors (--pretrained offline) come
+    # first.
+    model, provenance = build_model(args.arch, channels, args)
+    # channels_last makes torch use oneDNN convolutions: ~50x faster on Debian's CPU build,
+    # whose NCHW path runs im2col + a generic BLAS.
+    model = model.to(memory_format=CL)
     size = args.input_size
     base_meta = {"input_size": f"{size}x{size}", "channels": channels, "scale": "255",
                  "mean": ",".join("0" for _ in range(cin)),
@@ -788,10 +895,6 @@ def run(args, argv):
     def norm(x):
         return x if identity_norm else (x - mean_t) / std_t
 
-    model, provenance = build_model(args.arch, channels, args)
-    # channels_last makes torch use oneDNN convolutions: ~50x faster on Debian's CPU build,
-    # whose NCHW path runs im2col + a generic BLAS.
-    model = model.to(memory_format=CL)
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"model {args.arch}: {n_params} parameters, {n_train} trainable; {provenance}")
