@@ -3,7 +3,7 @@
 // RGBA input agreeing with encoded input.
 #include <gtest/gtest.h>
 
-#include <stb/stb_image_write.h>
+#include "stb_image_write.h"
 
 #include "classifier/classifier.h"
 #include "test_util.h"

@@ -109,7 +109,7 @@ val create_classifier(const std::string& model_bytes) {
   if (!c.ok()) return error_object(c.status());
   val o = val::object();
   o.set("ok", true);
-  o.set("classifier", val(new JsClassifier(std::move(c).value())));
+  o.set("classifier", std::make_shared<JsClassifier>(std::move(c).value()));
   return o;
 }
 
@@ -119,6 +119,7 @@ val create_classifier(const std::string& model_bytes) {
 EMSCRIPTEN_BINDINGS(anomalens) {
   using anomalens::JsClassifier;
   emscripten::class_<JsClassifier>("Classifier")
+      .smart_ptr<std::shared_ptr<JsClassifier>>("ClassifierHandle")
       .function("classifyEncoded", &JsClassifier::classify_encoded)
       .function("classifyRgba", &JsClassifier::classify_rgba)
       .function("setThreshold", &JsClassifier::set_threshold)
