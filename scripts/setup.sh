@@ -4,10 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(cmake g++ make python3 nodejs npm libxnnpack-dev libpthreadpool-dev libstb-dev
+apt_packages=(cmake g++ make python3 libxnnpack-dev libpthreadpool-dev libstb-dev
   libgtest-dev chromium ffmpeg python3-torch python3-torchvision python3-onnx python3-numpy
   python3-pil python3-matplotlib clang libclang-rt-14-dev)
 if ! command -v em++ >/dev/null 2>&1; then apt_packages+=(emscripten); fi
+# Node may come from elsewhere (this machine's image ships Node 20); only fall back to Debian's.
+if ! command -v node >/dev/null 2>&1; then apt_packages+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then apt_packages+=(npm); fi
 
 missing=()
 for p in "${apt_packages[@]}"; do
