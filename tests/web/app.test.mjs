@@ -53,9 +53,11 @@ function assertMatchesCli(results, cli, threshold) {
   }
 }
 
-async function newPage(options) {
+async function newPage(t, options) {
   const session = await openPage(browser, srv, options);
   openContexts.push(session.context);
+  t.after(() => session.context.close().catch(() => {}));
+  await session.page.bringToFront();
   if (options?.path !== null) {
     await session.page.waitForSelector('body[data-model-state="ready"]', { timeout: 60000 });
   }
@@ -88,7 +90,7 @@ after(async () => {
 });
 
 test('dropped ELPV images and a chosen folder get the CLI verdicts', async (t) => {
-  const s = await newPage();
+  const s = await newPage(t);
   const dropped = [...listImages('normal', 6), ...listImages('abnormal', 6)];
   await dropFiles(s.page, '#dropzone', dropped);
   let results = await waitForResults(s.page, dropped.length);
@@ -133,7 +135,7 @@ test('dropped ELPV images and a chosen folder get the CLI verdicts', async (t) =
 });
 
 test('a corrupt file fails inline while the rest (PNG, BMP, TGA, WebP) classify', async (t) => {
-  const s = await newPage();
+  const s = await newPage(t);
   const [a, b] = listImages('abnormal', 12).slice(10);
   const corrupt = path.join(tmp, 'corrupt.png');
   fs.writeFileSync(corrupt, Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), Buffer.alloc(200, 7)]));
@@ -179,7 +181,7 @@ test('a corrupt file fails inline while the rest (PNG, BMP, TGA, WebP) classify'
 });
 
 test('threshold slider relabels all results; filter; CSV export', async (t) => {
-  const s = await newPage();
+  const s = await newPage(t);
   const files = [...listImages('normal', 16).slice(12), ...listImages('abnormal', 16).slice(12)];
   await dropFiles(s.page, '#dropzone', files);
   await waitForResults(s.page, files.length);
@@ -244,7 +246,7 @@ test('threshold slider relabels all results; filter; CSV export', async (t) => {
 test('load another model from disk; a bad model is refused and the old one kept', async (t) => {
   const other = otherModelPath();
   assert.ok(other, 'no second model (run scripts/make_fixtures.py build/fixtures)');
-  const s = await newPage();
+  const s = await newPage(t);
   const before = await s.page.textContent('#model-name');
   const files = listImages('normal', 3);
   await dropFiles(s.page, '#dropzone', files);
@@ -270,7 +272,7 @@ test('load another model from disk; a bad model is refused and the old one kept'
 });
 
 test('embed example (library) and the custom element', async (t) => {
-  const s = await newPage({ path: null });
+  const s = await newPage(t, { path: null });
   await s.page.goto(`${srv.url}/examples/embed.html`);
   await s.page.waitForFunction(() => /^Ready/.test(document.getElementById('out').value), null, { timeout: 60000 });
   const image = listImages('abnormal', 20)[19];
@@ -313,7 +315,7 @@ test('embed example (library) and the custom element', async (t) => {
 });
 
 test('works offline after one visit (service worker)', async (t) => {
-  const s = await newPage({ serviceWorkers: 'allow' });
+  const s = await newPage(t, { serviceWorkers: 'allow' });
   await s.page.waitForSelector('body[data-offline-ready="true"]', { timeout: 30000 });
   // Let the first classification also come from the network once, then go offline.
   await s.context.setOffline(true);
@@ -330,7 +332,7 @@ test('works offline after one visit (service worker)', async (t) => {
 });
 
 test('hundreds of files: progress shown, page stays responsive', async (t) => {
-  const s = await newPage();
+  const s = await newPage(t);
   const folder = path.join(tmp, 'many');
   fs.mkdirSync(folder);
   const files = [...listImages('normal', 150), ...listImages('abnormal', 100)];
@@ -362,8 +364,10 @@ test('hundreds of files: progress shown, page stays responsive', async (t) => {
   await assertClean(t, s);
 });
 
-test('keyboard: everything reachable with Tab, drop zone opens the picker with Enter', async () => {
-  const s = await newPage();
+test('keyboard: everything reachable with Tab, drop zone opens the picker with Enter', async (t) => {
+  const s = await newPage(t);
+  // Listen first: Playwright turns on file-chooser interception asynchronously.
+  const chooserP = s.page.waitForEvent('filechooser', { timeout: 15000 });
   const seen = [];
   for (let i = 0; i < 25; i++) {
     await s.page.keyboard.press('Tab');
@@ -373,12 +377,13 @@ test('keyboard: everything reachable with Tab, drop zone opens the picker with E
     assert.ok(seen.includes(id), `${id} not reachable by Tab (got ${seen.join(' ')})`);
   }
   await s.page.focus('#dropzone');
-  const [chooser] = await Promise.all([s.page.waitForEvent('filechooser'), s.page.keyboard.press('Enter')]);
+  await s.page.keyboard.press('Enter');
+  const chooser = await chooserP;
   assert.ok(chooser.isMultiple());
 });
 
-test('camera without a device or permission gives a clear message', async () => {
-  const s = await newPage();
+test('camera without a device or permission gives a clear message', async (t) => {
+  const s = await newPage(t);
   await s.page.click('#cam-start-btn');
   await s.page.waitForSelector('#cam-message[data-kind="error"]');
   const msg = await s.page.textContent('#cam-message');
@@ -387,7 +392,7 @@ test('camera without a device or permission gives a clear message', async () => 
 });
 
 test('library in the page: every input type, SVG via the browser, paste into the app', async (t) => {
-  const s = await newPage();
+  const s = await newPage(t);
   const png = fs.readFileSync(listImages('abnormal', 30)[29]).toString('base64');
   const r = await s.page.evaluate(async (b64) => {
     const { Anomalens } = await import('/anomalens.js');

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { start } from '../../scripts/serve.mjs';
@@ -51,8 +51,13 @@ export function listImages(sub, n) {
 
 /** Runs `anomalens classify --json --model M files...`; returns Map basename -> record. */
 export function cliClassify(modelPath, files) {
-  const out = execFileSync(cliPath, ['classify', '--json', '--model', modelPath, ...files],
+  // Exit status 1 means some files failed; their records are in the output like the others.
+  const run = spawnSync(cliPath, ['classify', '--json', '--model', modelPath, ...files],
     { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (run.error || (run.status !== 0 && run.status !== 1) || !run.stdout.trim()) {
+    throw new Error(`${cliPath} classify failed (status ${run.status}): ${run.error?.message ?? run.stderr}`);
+  }
+  const out = run.stdout;
   const map = new Map();
   for (const line of out.split('\n')) {
     if (!line.trim()) continue;
