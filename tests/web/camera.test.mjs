@@ -94,6 +94,12 @@ test('snapshot and watch mode with a fake camera', async (t) => {
     el.dispatchEvent(new Event('input', { bubbles: true }));
   }, String(flipped));
   await page.waitForFunction((v) => document.getElementById('overlay').dataset.verdict !== v, overlayVerdict);
+  // The alert follows the live verdict: shown for abnormal frames, gone for normal ones.
+  await page.waitForFunction((v) => document.getElementById('cam-alert').hidden === (v === 'abnormal'), overlayVerdict);
+  if (overlayVerdict === 'normal') {
+    assert.match(await page.textContent('#cam-alert'), /Abnormal frame/);
+    await screenshot(page, 'camera-alert.png');
+  }
 
   await page.click('#cam-watch-btn');
   await page.click('#cam-stop-btn');
