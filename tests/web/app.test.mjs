@@ -126,7 +126,9 @@ test('dropped ELPV images and a chosen folder get the CLI verdicts', async (t) =
   }
   await screenshot(s.page, 'app-laptop.png');
   await s.page.setViewportSize({ width: 390, height: 844 });
-  await screenshot(s.page, 'app-phone.png');
+  await screenshot(s.page, 'app-phone.png', { fullPage: false });
+  await s.page.evaluate(() => window.scrollTo(0, document.getElementById('results-heading').getBoundingClientRect().top + window.scrollY - 8));
+  await screenshot(s.page, 'app-phone-results.png', { fullPage: false });
   const overflow = await s.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
 
