@@ -69,6 +69,8 @@ export interface CreateOptions {
   coreUrl?: string | URL;
   /** URL of worker.js (default: next to anomalens.js). */
   workerUrl?: string | URL;
+  /** The core's .wasm bytes, if the app already has them (the core then fetches nothing). */
+  wasmBinary?: ArrayBuffer | ArrayBufferView;
 }
 
 export interface SniffResult {

@@ -179,6 +179,7 @@ export class Anomalens {
    * options.model: URL | ArrayBuffer | Uint8Array | Blob (required).
    * options.coreUrl: URL of anomalens_core.js (default: ./core/ next to this file).
    * options.workerUrl: URL of worker.js (default: next to this file).
+   * options.wasmBinary: the core's .wasm bytes, if the app already has them (skips its fetch).
    */
   static async create(options = {}) {
     if (!options || options.model === undefined || options.model === null) {
@@ -189,7 +190,13 @@ export class Anomalens {
     const workerUrl = new URL(options.workerUrl ?? kDefaultWorkerUrl, globalThis.location?.href).href;
     const clf = new Anomalens(new Worker(workerUrl, { type: 'module', name: 'anomalens' }));
     try {
-      const reply = await clf._request({ type: 'init', coreUrl, model: modelBytes }, [modelBytes]);
+      const init = { type: 'init', coreUrl, model: modelBytes };
+      if (options.wasmBinary) {
+        const w = options.wasmBinary;
+        init.wasmBinary = w instanceof ArrayBuffer ? w.slice(0)
+          : new Uint8Array(w.buffer, w.byteOffset, w.byteLength).slice().buffer;
+      }
+      const reply = await clf._request(init, [modelBytes]);
       clf._info = reply.info;
     } catch (err) {
       clf._terminate();

@@ -2,7 +2,7 @@
 // Module Web Worker that owns the wasm core and one C++ Classifier.
 //
 // Protocol (one request at a time, answered in order; see anomalens.js):
-//   {id, type: 'init', coreUrl, model: ArrayBuffer}             -> {id, ok, info}
+//   {id, type: 'init', coreUrl, model: ArrayBuffer, wasmBinary?} -> {id, ok, info}
 //   {id, type: 'classify', kind: 'bytes', bytes: ArrayBuffer}   -> {id, ok, result}
 //   {id, type: 'classify', kind: 'rgba', data, width, height}
 //   {id, type: 'classify', kind: 'blob', blob}                  (decoded by the browser here)
@@ -91,6 +91,7 @@ export function createWorkerHandler() {
   let core = null;
   let classifier = null;
   let coreUrl = null;
+  let wasmBinary = null;
   let modelBytes = null;
   let broken = false;
 
@@ -103,7 +104,9 @@ export function createWorkerHandler() {
         return failure('core_load_failed', `cannot load the wasm core from ${coreUrl}: ${err.message}`);
       }
       try {
-        core = await factory({ locateFile: (file) => new URL(file, coreUrl).href });
+        const args = { locateFile: (file) => new URL(file, coreUrl).href };
+        if (wasmBinary) args.wasmBinary = wasmBinary;
+        core = await factory(args);
       } catch (err) {
         return failure('core_load_failed', `cannot start the wasm core: ${err.message ?? err}`);
       }
@@ -176,6 +179,7 @@ export function createWorkerHandler() {
       switch (msg.type) {
         case 'init': {
           coreUrl = msg.coreUrl;
+          wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
           modelBytes = new Uint8Array(msg.model);
           const loaded = await load();
           if (!loaded.ok) {

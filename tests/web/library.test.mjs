@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit test of web/anomalens.js + web/worker.js against a fake core, in node (no browser).
-// A tiny in-process Worker stand-in runs the real worker handler; messages are structured-cloned
-// with their transfer lists, as in a browser.
+// An in-process Worker stand-in (in_process_worker.mjs) runs the real worker handler.
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,35 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 const fakeCoreUrl = new URL('./fake_core.mjs', import.meta.url).href;
 const { stats } = await import(fakeCoreUrl);
+const { InProcessWorker: FakeWorker } = await import('./in_process_worker.mjs');
 
-class FakeWorker extends EventTarget {
-  constructor(url, options) {
-    super();
-    assert.equal(options?.type, 'module', 'the worker must be a module worker');
-    this.terminated = false;
-    this._ready = import(url).then((m) => m.createWorkerHandler());
-    this._chain = Promise.resolve();
-    FakeWorker.instances.push(this);
-  }
-
-  postMessage(msg, transfer = []) {
-    if (this.terminated) return;
-    const cloned = structuredClone(msg, { transfer });
-    this._chain = this._chain.then(async () => {
-      const handle = await this._ready;
-      const reply = await handle(cloned);
-      if (this.terminated) return;
-      const event = new Event('message');
-      event.data = structuredClone({ id: cloned.id, ...reply });
-      this.dispatchEvent(event);
-    });
-  }
-
-  terminate() {
-    this.terminated = true;
-  }
-}
-FakeWorker.instances = [];
 
 let Anomalens;
 let AnomalensError;

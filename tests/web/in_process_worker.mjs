@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// A stand-in for the browser's Worker for node tests: runs web/worker.js's handler in-process.
+// Messages are structured-cloned with their transfer lists and answered asynchronously, as a
+// real worker would.
+
+import assert from 'node:assert/strict';
+
+export class InProcessWorker extends EventTarget {
+  constructor(url, options) {
+    super();
+    assert.equal(options?.type, 'module', 'the worker must be a module worker');
+    this.terminated = false;
+    this._ready = import(url).then((m) => m.createWorkerHandler());
+    this._chain = Promise.resolve();
+    InProcessWorker.instances.push(this);
+  }
+
+  postMessage(msg, transfer = []) {
+    if (this.terminated) return;
+    const cloned = structuredClone(msg, { transfer });
+    this._chain = this._chain.then(async () => {
+      const handle = await this._ready;
+      const reply = await handle(cloned);
+      if (this.terminated) return;
+      const event = new Event('message');
+      event.data = structuredClone({ id: cloned.id, ...reply });
+      this.dispatchEvent(event);
+    });
+  }
+
+  terminate() {
+    this.terminated = true;
+  }
+}
+InProcessWorker.instances = [];

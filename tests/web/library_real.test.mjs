@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+// The library (anomalens.js + worker.js) in node with the real wasm core (web/core/), checked
+// against the native CLI on real images. No browser: the worker runs in-process.
+
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { InProcessWorker } from './in_process_worker.mjs';
+import {
+  allowFake, cliClassify, defaultModelPath, hasCli, hasRealCore, listImages, realCorePath,
+} from './harness.mjs';
+
+const modelPath = defaultModelPath();
+let Anomalens;
+
+before(async () => {
+  globalThis.Worker = InProcessWorker;
+  ({ Anomalens } = await import('../../web/anomalens.js'));
+});
+
+test('real core in node: same verdicts and scores as the CLI; errors recover', async (t) => {
+  if (!hasRealCore || !hasCli || !modelPath) {
+    const why = `needs ${realCorePath}, build/native/anomalens and a model`;
+    if (!allowFake) assert.fail(why);
+    t.skip(why);
+    return;
+  }
+  const clf = await Anomalens.create({
+    model: fs.readFileSync(modelPath),
+    coreUrl: pathToFileURL(realCorePath).href,
+    // Node's fetch cannot read file: URLs, so hand the core its wasm directly.
+    wasmBinary: fs.readFileSync(realCorePath.replace(/\.js$/, '.wasm')),
+  });
+  const info = clf.info();
+  assert.deepEqual(info.labels, ['normal', 'abnormal']);
+  assert.ok(info.inputWidth > 0 && info.inputHeight > 0);
+
+  const files = [...listImages('normal', 5), ...listImages('abnormal', 5)];
+  const cli = cliClassify(modelPath, files);
+  const results = await Promise.all(files.map((f) => clf.classify(new Blob([fs.readFileSync(f)]))));
+  results.forEach((r, i) => {
+    const ref = cli.get(path.basename(files[i]));
+    assert.ok(Math.abs(r.score - ref.score) < 1e-3, `${files[i]}: ${r.score} vs CLI ${ref.score}`);
+    assert.equal(r.label, ref.label);
+    assert.equal(r.threshold, ref.threshold);
+    assert.ok(r.elapsedMs >= 0 && r.timings.infer >= 0);
+  });
+
+  await assert.rejects(clf.classify(new Uint8Array([1, 2, 3])), { code: 'decode_failed' });
+  await assert.rejects(clf.classify(fs.readFileSync(files[0]).subarray(0, 200)), { code: 'decode_failed' });
+  const again = await clf.classify(fs.readFileSync(files[0]));
+  assert.equal(again.score, results[0].score, 'same input, same score after failures');
+
+  // Raw RGBA: a uniform gray image of the model's input size.
+  const w = info.inputWidth;
+  const h = info.inputHeight;
+  const rgba = new Uint8ClampedArray(w * h * 4).fill(128);
+  const gray = await clf.classify({ constructor: { name: 'x' } }).catch((e) => e);
+  assert.equal(gray.code, 'invalid_argument');
+  if (typeof ImageData === 'function') {
+    const r = await clf.classify(new ImageData(rgba, w, h));
+    assert.ok(r.score >= 0 && r.score <= 1);
+  }
+  await clf.close();
+
+  // A model cut short is refused with invalid_model and a message, and frees its worker.
+  const n = InProcessWorker.instances.length;
+  await assert.rejects(Anomalens.create({
+    model: fs.readFileSync(modelPath).subarray(0, 100),
+    coreUrl: pathToFileURL(realCorePath).href,
+    wasmBinary: fs.readFileSync(realCorePath.replace(/\.js$/, '.wasm')),
+  }), (e) => {
+    t.diagnostic(`truncated model: ${e.code}: ${e.message}`);
+    return e.code === 'invalid_model' && e.message.length > 0;
+  });
+  assert.ok(InProcessWorker.instances[n].terminated);
+});
