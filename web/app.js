@@ -193,6 +193,17 @@ function createResultEl(r) {
   return li;
 }
 
+// Counting walks every result: coalesce to once per frame during big batches.
+let countsFrame = 0;
+function scheduleCounts() {
+  if (!countsFrame) {
+    countsFrame = requestAnimationFrame(() => {
+      countsFrame = 0;
+      updateCounts();
+    });
+  }
+}
+
 function updateCounts() {
   const counts = { normal: 0, abnormal: 0, error: 0 };
   for (const r of state.results) {
@@ -295,10 +306,11 @@ async function pump() {
       }
       state.done++;
       updateResultEl(r);
-      updateCounts();
+      scheduleCounts();
     }
   } finally {
     state.running = false;
+    updateCounts();
     showProgress();
     if (!state.queue.length) {
       state.done = 0;
