@@ -143,8 +143,9 @@ function updateResultEl(r) {
       ? `Could not decode ${r.name}: ${r.error.message}` : `${r.name}: ${r.error.message}`;
   } else {
     badge.textContent = verdict === 'abnormal' ? '\u26A0 Abnormal' : '\u2713 Normal';
-    const confidence = verdict === 'abnormal' ? r.score : 1 - r.score;
-    detail.textContent = `${(confidence * 100).toFixed(1)}% confident \u00b7 P(abnormal) ${r.score.toFixed(3)}`;
+    // The model's confidence is P(abnormal) itself; the threshold is the user's choice.
+    detail.textContent = `P(abnormal) ${(r.score * 100).toFixed(1)}%`;
+    detail.title = `score ${r.score.toFixed(4)}, threshold ${state.threshold.toFixed(3)}`;
   }
   meter.parentElement.hidden = verdict === 'pending' || verdict === 'error';
   if (r.score !== null) meter.style.width = `${(r.score * 100).toFixed(1)}%`;
@@ -223,7 +224,8 @@ function updateCounts() {
 function setThreshold(t) {
   state.threshold = t;
   $('threshold').value = String(t);
-  $('threshold-value').textContent = t.toFixed(2);
+  // The slider moves in steps of 0.01; a model's own threshold may be finer.
+  $('threshold-value').textContent = Math.abs(t * 100 - Math.round(t * 100)) < 1e-6 ? t.toFixed(2) : t.toFixed(3);
   relabelAll();
 }
 
