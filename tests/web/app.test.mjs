@@ -389,8 +389,23 @@ test('camera without a device or permission gives a clear message', async (t) =>
   await s.page.click('#cam-start-btn');
   await s.page.waitForSelector('#cam-message[data-kind="error"]');
   const msg = await s.page.textContent('#cam-message');
+  t.diagnostic(`headless Chromium without a camera: ${msg}`);
   assert.match(msg, /No camera was found|permission was denied/);
   assert.equal(await s.page.isDisabled('#cam-snap-btn'), true);
+
+  // Each getUserMedia failure maps to its own message (stubbed: real denial needs a prompt).
+  const cases = [['NotAllowedError', /permission was denied/], ['NotFoundError', /No camera was found/],
+    ['NotReadableError', /busy or unavailable/], ['AbortError', /could not start: stub AbortError/]];
+  for (const [name, expected] of cases) {
+    await s.page.evaluate((n) => {
+      navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException(`stub ${n}`, n));
+    }, name);
+    await s.page.click('#cam-start-btn');
+    await s.page.waitForFunction((n) => !/Starting/.test(document.getElementById('cam-message').textContent), name);
+    assert.match(await s.page.textContent('#cam-message'), expected, name);
+    assert.equal(await s.page.getAttribute('#camera', 'data-state'), 'off');
+  }
+  await screenshot(s.page, 'camera-denied.png', { fullPage: false });
 });
 
 test('library in the page: every input type, SVG via the browser, paste into the app', async (t) => {
