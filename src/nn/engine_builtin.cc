@@ -11,6 +11,11 @@
 #include <cstring>
 #include <limits>
 #include <vector>
+#ifdef ANOMALENS_ENGINE_PROFILE
+#include <chrono>
+#include <string>
+#include <utility>
+#endif
 
 #include "kernels/kernels.h"
 #include "nn/activation.h"
@@ -18,6 +23,16 @@
 #include "nn/engine_internal.h"
 
 namespace anomalens {
+
+#ifdef ANOMALENS_ENGINE_PROFILE
+// Bench-only build (scripts/bench.sh compiles this file again with the macro): milliseconds
+// spent in each op of the most recently built engine, summed over runs, labelled "Type name".
+std::vector<std::pair<std::string, double>>& builtin_engine_profile() {
+  static std::vector<std::pair<std::string, double>> profile;
+  return profile;
+}
+#endif
+
 namespace {
 
 constexpr size_t kAlignFloats = 16;  // 64-byte alignment of every blob
@@ -222,7 +237,17 @@ class BuiltinEngine : public Engine {
   Status build(const Graph& g);
   Status run(const float* input) override {
     std::memcpy(input_, input, input_count_ * sizeof(float));
+#ifdef ANOMALENS_ENGINE_PROFILE
+    auto& profile = builtin_engine_profile();
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      ops_[i]->run();
+      profile[i].second +=
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+#else
     for (auto& op : ops_) op->run();
+#endif
     return Status::Ok();
   }
   const float* output() const override { return output_; }
@@ -533,6 +558,16 @@ Status BuiltinEngine::build(const Graph& g) {
         break;
     }
     ops_.push_back(std::move(op));
+#ifdef ANOMALENS_ENGINE_PROFILE
+    if (ops_.size() == 1) builtin_engine_profile().clear();
+    const Shape& ps = g.blobs[l.outputs[0]].shape;
+    builtin_engine_profile().emplace_back(
+        std::string(layer_type_name(l.type)) + " " + l.name + " k" + std::to_string(l.kernel_h) +
+            " s" + std::to_string(l.stride_h) + " g" + std::to_string(l.groups) + " " +
+            std::to_string(g.blobs[l.inputs[0]].shape.c) + "->" + std::to_string(ps.h) + "x" +
+            std::to_string(ps.w) + "x" + std::to_string(ps.c),
+        0.0);
+#endif
   }
   input_ = blob(g.input_blob);
   input_count_ = static_cast<size_t>(g.blobs[g.input_blob].shape.elements());
