@@ -25,8 +25,12 @@ export const hasCli = fs.existsSync(cliPath);
 // develop the UI before the wasm core and the CLI exist: the comparisons are then skipped.
 export const allowFake = process.env.ANOMALENS_WEB_ALLOW_FAKE === '1';
 
-/** Picks the default model the app will load (and the CLI compares with). */
+/**
+ * Picks the default model the app will load (and the CLI compares with): ANOMALENS_WEB_MODEL,
+ * else models/default.alm, else the allops test fixture.
+ */
 export function defaultModelPath() {
+  if (process.env.ANOMALENS_WEB_MODEL) return path.resolve(process.env.ANOMALENS_WEB_MODEL);
   const candidates = [
     path.join(repoRoot, 'models/default.alm'),
     path.join(repoRoot, 'build/fixtures/allops.alm'),
