@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (build/fuzz) and runs each for SECONDS (default 60),
+# one after the other, starting from the committed seed corpora in tests/fuzz/corpus/<target>/.
+#   tests/fuzz/run_fuzzers.sh [SECONDS]
+#   FUZZ_TARGETS="fuzz_model" tests/fuzz/run_fuzzers.sh 600     one target, longer
+# New interesting inputs go to build/fuzz/corpus/<target>/ (not committed). A crash, leak,
+# timeout or out-of-memory leaves build/fuzz/artifacts/<target>/crash-* (or leak-*, timeout-*,
+# oom-*) and makes the script exit non-zero. Reproduce one with:
+#   build/fuzz/fuzz_model build/fuzz/artifacts/fuzz_model/crash-...
+# Once fixed, copy the input into tests/fuzz/regressions/<target>/: it is replayed first on
+# every run.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+seconds="${1:-60}"
+targets="${FUZZ_TARGETS:-fuzz_decode fuzz_model fuzz_classify}"
+cc="${FUZZ_CC:-clang-14}"
+cxx="${FUZZ_CXX:-clang++-14}"
+jobs="${JOBS:-2}"
+command -v "$cxx" >/dev/null || { echo "run_fuzzers: $cxx not found (apt-get install clang)" >&2; exit 2; }
+
+# fuzz_classify loads the all-layer-types fixture model.
+if [ ! -f build/fixtures/allops.alm ]; then
+  /usr/bin/python3 scripts/make_fixtures.py build/fixtures >/dev/null || exit 2
+fi
+
+t0=$(date +%s)
+CC="$cc" CXX="$cxx" cmake -S tests/fuzz -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 2
+cmake --build build/fuzz -j "$jobs" --target $targets || exit 2
+echo "run_fuzzers: built in $(( $(date +%s) - t0 )) s"
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+failed=()
+for t in $targets; do
+  mkdir -p "build/fuzz/corpus/$t" "build/fuzz/artifacts/$t"
+  seeds="tests/fuzz/corpus/$t"
+  dict=()
+  [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
+  # Known crashers first: each must now pass.
+  if [ -d "tests/fuzz/regressions/$t" ] && [ -n "$(ls -A "tests/fuzz/regressions/$t")" ]; then
+    if ! "build/fuzz/$t" -rss_limit_mb=2048 -timeout=10 "tests/fuzz/regressions/$t"/* \
+         >"build/fuzz/$t.regressions.log" 2>&1; then
+      echo "run_fuzzers: $t: a regression input fails again (build/fuzz/$t.regressions.log)"
+      tail -30 "build/fuzz/$t.regressions.log"
+      failed+=("$t(regression)")
+    fi
+  fi
+  s=$(date +%s)
+  "build/fuzz/$t" "build/fuzz/corpus/$t" "$seeds" "${dict[@]}" \
+      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+      -artifact_prefix="build/fuzz/artifacts/$t/" -print_final_stats=1 \
+      >"build/fuzz/$t.log" 2>&1
+  rc=$?
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build/fuzz/$t.log" | grep -o '[0-9]*$' || true)
+  cov=$(grep -o 'cov: [0-9]*' "build/fuzz/$t.log" | tail -1 || true)
+  echo "run_fuzzers: $t: exit $rc, ${runs:-?} runs, ${cov:-cov ?}, $(( $(date +%s) - s )) s"
+  if [ "$rc" -ne 0 ]; then
+    failed+=("$t")
+    grep -B2 -A40 -m1 'ERROR\|fuzz property violated\|runtime error' "build/fuzz/$t.log" | head -60
+    ls "build/fuzz/artifacts/$t"
+  fi
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "run_fuzzers: FAILED: ${failed[*]} (logs in build/fuzz/*.log)"
+  exit 1
+fi
+echo "run_fuzzers: ok ($(( $(date +%s) - t0 )) s)"
