@@ -224,6 +224,7 @@ function updateCounts() {
 function setThreshold(t) {
   state.threshold = t;
   $('threshold').value = String(t);
+  $('gallery').style.setProperty('--threshold', `${(t * 100).toFixed(2)}%`);
   // The slider moves in steps of 0.01; a model's own threshold may be finer.
   $('threshold-value').textContent = Math.abs(t * 100 - Math.round(t * 100)) < 1e-6 ? t.toFixed(2) : t.toFixed(3);
   relabelAll();
