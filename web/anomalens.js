@@ -188,7 +188,16 @@ export class Anomalens {
     const modelBytes = await loadModelBytes(options.model);
     const coreUrl = new URL(options.coreUrl ?? kDefaultCoreUrl, globalThis.location?.href).href;
     const workerUrl = new URL(options.workerUrl ?? kDefaultWorkerUrl, globalThis.location?.href).href;
-    const clf = new Anomalens(new Worker(workerUrl, { type: 'module', name: 'anomalens' }));
+    if (typeof Worker !== 'function') {
+      throw new AnomalensError('unsupported', 'this environment has no Web Workers');
+    }
+    let worker;
+    try {
+      worker = new Worker(workerUrl, { type: 'module', name: 'anomalens' });
+    } catch (err) {
+      throw new AnomalensError('worker_failed', `cannot start the worker ${workerUrl}: ${err.message}`);
+    }
+    const clf = new Anomalens(worker);
     try {
       const init = { type: 'init', coreUrl, model: modelBytes };
       if (options.wasmBinary) {

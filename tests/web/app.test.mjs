@@ -453,6 +453,15 @@ test('library in the page: every input type, SVG via the browser, paste into the
       }
     }
     out.after = (await clf.classify(blob)).score;
+    for (const opts of [{ workerUrl: '/missing-worker.js' }, { coreUrl: '/missing-core.js' },
+      { model: '/models/missing.alm' }]) {
+      try {
+        await Anomalens.create({ model: '/models/default.alm', ...opts });
+        out.errors.push('created');
+      } catch (e) {
+        out.errors.push(`${e.name}:${e.code}`);
+      }
+    }
     await clf.close();
     try {
       await clf.classify(blob);
@@ -463,7 +472,8 @@ test('library in the page: every input type, SVG via the browser, paste into the
   }, png);
   t.diagnostic(JSON.stringify(r));
   assert.deepEqual(r.errors, ['AnomalensError:decode_failed', 'AnomalensError:invalid_argument',
-    'AnomalensError:invalid_argument', 'AnomalensError:closed']);
+    'AnomalensError:invalid_argument', 'AnomalensError:worker_failed',
+    'AnomalensError:core_load_failed', 'AnomalensError:network', 'AnomalensError:closed']);
   const near = (a, b, what) => assert.ok(Math.abs(a - b) < 1e-3, `${what}: ${a} vs ${b}`);
   near(r.blob, r.bytes, 'Blob vs ArrayBuffer');
   near(r.blob, r.after, 'same call after errors');
