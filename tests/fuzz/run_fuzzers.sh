@@ -33,7 +33,9 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=()
 for t in $targets; do
   mkdir -p "build/fuzz/corpus/$t" "build/fuzz/artifacts/$t"
-  seeds="tests/fuzz/corpus/$t"
+  seeds=("tests/fuzz/corpus/$t")
+  # The end-to-end target starts from the images too.
+  [ "$t" = fuzz_classify ] && seeds+=("tests/fuzz/corpus/fuzz_decode")
   dict=()
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
   # Known crashers first: each must now pass.
@@ -46,7 +48,7 @@ for t in $targets; do
     fi
   fi
   s=$(date +%s)
-  "build/fuzz/$t" "build/fuzz/corpus/$t" "$seeds" "${dict[@]}" \
+  "build/fuzz/$t" "build/fuzz/corpus/$t" "${seeds[@]}" "${dict[@]}" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -artifact_prefix="build/fuzz/artifacts/$t/" -print_final_stats=1 \
       >"build/fuzz/$t.log" 2>&1
