@@ -56,8 +56,14 @@ export function listImages(sub, n) {
 /** Runs `anomalens classify --json --model M files...`; returns Map basename -> record. */
 export function cliClassify(modelPath, files) {
   // Exit status 1 means some files failed; their records are in the output like the others.
-  const run = spawnSync(cliPath, ['classify', '--json', '--model', modelPath, ...files],
-    { encoding: 'utf8', maxBuffer: 64 << 20 });
+  let run;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    run = spawnSync(cliPath, ['classify', '--json', '--model', modelPath, ...files],
+      { encoding: 'utf8', maxBuffer: 64 << 20 });
+    // EACCES/ETXTBSY/ENOENT: the binary is being relinked by a concurrent build; wait for it.
+    if (!['EACCES', 'ETXTBSY', 'ENOENT'].includes(run.error?.code)) break;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);
+  }
   if (run.error || (run.status !== 0 && run.status !== 1) || !run.stdout.trim()) {
     throw new Error(`${cliPath} classify failed (status ${run.status}): ${run.error?.message ?? run.stderr}`);
   }
