@@ -24,6 +24,16 @@ Result<std::unique_ptr<Classifier>> Classifier::create(Model model, Backend back
   // The reference engine reads weights in place, so the engine is built on the graph the
   // Classifier will own (moved into place first, then the engine created from it).
   std::unique_ptr<Classifier> c(new Classifier(std::move(model), nullptr));
+  if (c->model_.meta.output == OutputKind::kOneClass) {
+    if (c->model_.oneclass_section.empty()) {
+      return Status(StatusCode::kInvalidModel, "one-class model \"" + c->model_.meta.name +
+                                                   "\" is not fitted (no \"oneclass\" section): run anomalens fit");
+    }
+    Result<OneClassParams> p = parse_oneclass_section(c->model_.oneclass_section.data(), c->model_.oneclass_section.size(),
+                                                      c->model_.graph.blobs[c->model_.graph.output_blob].shape);
+    if (!p.ok()) return p.status();
+    c->oneclass_.reset(new OneClassParams(std::move(p).value()));
+  }
   Result<std::unique_ptr<Engine>> engine = create_engine(c->model_.graph, backend);
   if (!engine.ok()) return engine.status();
   c->engine_ = std::move(engine).value();
@@ -57,10 +67,21 @@ Status Classifier::infer(const float* input_hwc, std::vector<float>* raw_output)
   return Status::Ok();
 }
 
-Verdict Classifier::verdict_from_output() const {
+Verdict Classifier::verdict_from_output() {
   const float* y = engine_->output();
   Verdict v;
   switch (model_.meta.output) {
+    case OutputKind::kOneClass: {
+      const OneClassParams& p = *oneclass_;
+      v.map_width = p.grid_w;
+      v.map_height = p.grid_h;
+      v.anomaly_map.resize(p.locations());
+      v.distance = oneclass_distance_map(p, y, v.anomaly_map.data(), &scratch_);
+      for (float& m : v.anomaly_map) m = p.score(m);
+      v.scores[1] = p.score(v.distance);
+      v.scores[0] = 1.f - v.scores[1];
+      break;
+    }
     case OutputKind::kSoftmax: {
       const float m = std::max(y[0], y[1]);
       const float e0 = std::exp(y[0] - m), e1 = std::exp(y[1] - m);
@@ -92,6 +113,12 @@ Result<Verdict> Classifier::classify_image(const Image& image) {
   t0 = std::chrono::steady_clock::now();
   ANOMALENS_RETURN_IF_ERROR(engine_->run(input_.data()));
   Verdict v = verdict_from_output();
+  if (heatmap_ && oneclass_) {
+    upsample_anomaly_map(v.anomaly_map.data(), v.map_width, v.map_height, model_.meta, image.width, image.height,
+                         &v.heatmap);
+    v.heatmap_width = image.width;
+    v.heatmap_height = image.height;
+  }
   v.infer_ms = ms_since(t0);
   v.preprocess_ms = pre_ms;
   return v;

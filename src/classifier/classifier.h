@@ -19,6 +19,7 @@
 #include "image/preprocess.h"
 #include "model/model.h"
 #include "nn/engine.h"
+#include "oneclass/oneclass.h"
 
 namespace anomalens {
 
@@ -29,6 +30,13 @@ struct Verdict {
   float scores[2] = {0, 0};    // {P(normal), P(abnormal)}
   float threshold = 0;
   double decode_ms = 0, preprocess_ms = 0, infer_ms = 0;
+
+  // One-class models (meta output=oneclass) only.
+  float distance = 0;                  // raw anomaly distance (score is monotone in it)
+  int map_width = 0, map_height = 0;   // feature grid
+  std::vector<float> anomaly_map;      // per-location scores in [0, 1], row-major, 0.5 = threshold
+  int heatmap_width = 0, heatmap_height = 0;
+  std::vector<float> heatmap;          // set_heatmap(true): anomaly_map upsampled to the image
 };
 
 class Classifier {
@@ -52,13 +60,16 @@ class Classifier {
   // Overrides the model's decision threshold (P(abnormal) at or above it is abnormal).
   Status set_threshold(float threshold);
   DecodeOptions& decode_options() { return decode_options_; }
+  // One-class models: also fill Verdict::heatmap at the input image's size (default off).
+  void set_heatmap(bool on) { heatmap_ = on; }
+  bool is_oneclass() const { return oneclass_ != nullptr; }
 
   // Runs only the network on an already preprocessed HWC tensor (benchmarks, golden tests).
   Status infer(const float* input_hwc, std::vector<float>* raw_output);
 
  private:
   Classifier(Model model, std::unique_ptr<Engine> engine);
-  Verdict verdict_from_output() const;
+  Verdict verdict_from_output();
 
   Model model_;
   std::unique_ptr<Engine> engine_;
@@ -66,6 +77,9 @@ class Classifier {
   std::vector<float> input_;
   DecodeOptions decode_options_;
   float threshold_;
+  std::unique_ptr<OneClassParams> oneclass_;  // parsed "oneclass" section
+  std::vector<float> scratch_;
+  bool heatmap_ = false;
 };
 
 }  // namespace anomalens

@@ -47,5 +47,6 @@ int cmd_classify(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_fit(int argc, char** argv);
 
 }  // namespace anomalens

@@ -15,6 +15,7 @@ const char kUsage[] =
     "  eval     [--model FILE] [--json] DIR            metrics on DIR/normal and DIR/abnormal\n"
     "  inspect  MODEL                                  metadata, layers, shapes, parameters, MACs\n"
     "  bench    [--model FILE] [--backend B]           per-inference latency\n"
+    "  fit      --normal DIR [--abnormal DIR] -o OUT   one-class model from normal images\n"
     "\n"
     "Run `anomalens <command> --help` for a command's options.\n"
     "The default model is models/default.alm.\n";
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   if (!std::strcmp(cmd, "eval")) return anomalens::cmd_eval(argc - 1, argv + 1);
   if (!std::strcmp(cmd, "inspect")) return anomalens::cmd_inspect(argc - 1, argv + 1);
   if (!std::strcmp(cmd, "bench")) return anomalens::cmd_bench(argc - 1, argv + 1);
+  if (!std::strcmp(cmd, "fit")) return anomalens::cmd_fit(argc - 1, argv + 1);
   std::fprintf(stderr, "anomalens: unknown command \"%s\"\n\n%s", cmd, kUsage);
   return 2;
 }

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "model/model.h"
+#include "oneclass/oneclass.h"
 
 namespace anomalens {
 namespace {
@@ -207,7 +208,8 @@ Status parse_meta(const std::string& text, ModelMeta* meta) {
   if (*v == "softmax") meta->output = OutputKind::kSoftmax;
   else if (*v == "probabilities") meta->output = OutputKind::kProbabilities;
   else if (*v == "sigmoid") meta->output = OutputKind::kSigmoid;
-  else return bad("output", *v, "must be softmax, probabilities or sigmoid");
+  else if (*v == "oneclass") meta->output = OutputKind::kOneClass;
+  else return bad("output", *v, "must be softmax, probabilities, sigmoid or oneclass");
 
   ANOMALENS_RETURN_IF_ERROR(require("threshold", &v));
   if (!parse_float(*v, &meta->threshold) || meta->threshold < 0 || meta->threshold > 1) {
@@ -704,6 +706,16 @@ Result<Model> load_model(const uint8_t* data, size_t size) {
                    std::to_string(in.w) + ") but meta says input_size=" + std::to_string(meta.input_width) +
                    "x" + std::to_string(meta.input_height) + " with " +
                    std::to_string(meta.channel_count()) + " channel(s)");
+  }
+  if (meta.output == OutputKind::kOneClass) {
+    if (sections.count("oneclass")) {
+      const Section& s = sections["oneclass"];
+      Result<OneClassParams> p = parse_oneclass_section(data + s.offset, static_cast<size_t>(s.size),
+                                                        model.graph.blobs[model.graph.output_blob].shape);
+      if (!p.ok()) return p.status();
+      model.oneclass_section.assign(data + s.offset, data + s.offset + s.size);
+    }
+    return model;
   }
   const int64_t outputs = model.graph.blobs[model.graph.output_blob].shape.elements();
   const int64_t want = meta.output == OutputKind::kSigmoid ? 1 : 2;

@@ -93,7 +93,8 @@ struct Graph {
 
 enum class ChannelOrder { kRgb, kBgr, kGray };
 enum class ResizePolicy { kStretch, kCenterCrop };
-enum class OutputKind { kSoftmax, kProbabilities, kSigmoid };
+// kOneClass: the graph outputs a feature map scored by the "oneclass" section (src/oneclass/).
+enum class OutputKind { kSoftmax, kProbabilities, kSigmoid, kOneClass };
 
 struct ModelMeta {
   std::string name;
@@ -116,6 +117,9 @@ struct ModelMeta {
 struct Model {
   ModelMeta meta;
   Graph graph;
+  // output=oneclass: the raw "oneclass" section, validated at load (parse_oneclass_section);
+  // empty for an unfitted feature model (fit it before classifying).
+  std::vector<uint8_t> oneclass_section;
 };
 
 // Parses and validates an .alm image held in memory. The bytes are not kept.

@@ -1,0 +1,687 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "oneclass/oneclass.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace anomalens {
+namespace {
+
+constexpr char kMagic[4] = {'O', 'C', 'S', '1'};
+constexpr size_t kHeaderBytes = 64;
+// Running sums of the fit (doubles) may use at most this much memory.
+constexpr size_t kMaxAccumulatorBytes = size_t{256} << 20;
+
+Status invalid(const std::string& msg) { return Status(StatusCode::kInvalidModel, "oneclass section: " + msg); }
+
+uint32_t get_u32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+float get_f32(const uint8_t* p) {
+  const uint32_t bits = get_u32(p);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+void put_u64_at(std::vector<uint8_t>* b, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) (*b)[at + i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+std::string ints(std::initializer_list<int> v) {
+  std::string s;
+  for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s;
+}
+
+// One graph line (docs/FORMAT.md) for a validated layer; blob and tensor names from `g`.
+std::string graph_line(const Graph& g, const Layer& l) {
+  std::string s = std::string(layer_type_name(l.type)) + " " + l.name + " " + std::to_string(l.inputs.size()) +
+                  " " + std::to_string(l.outputs.size());
+  for (int b : l.inputs) s += " " + g.blobs[b].name;
+  for (int b : l.outputs) s += " " + g.blobs[b].name;
+  auto act = [&]() {
+    if (l.act == Activation::kNone) return;
+    s += std::string(" act=") + activation_name(l.act);
+    if (l.act == Activation::kClip) s += " clip=" + fmt(l.clip_min) + "," + fmt(l.clip_max);
+  };
+  switch (l.type) {
+    case LayerType::kInput: {
+      const Shape& o = g.blobs[l.outputs[0]].shape;
+      s += " c=" + std::to_string(o.c) + " h=" + std::to_string(o.h) + " w=" + std::to_string(o.w);
+      break;
+    }
+    case LayerType::kConv:
+      s += " cout=" + std::to_string(l.out_channels) + " k=" + ints({l.kernel_h, l.kernel_w}) +
+           " s=" + ints({l.stride_h, l.stride_w}) + " d=" + ints({l.dilation_h, l.dilation_w}) +
+           " p=" + ints({l.pad_top, l.pad_left, l.pad_bottom, l.pad_right}) + " g=" + std::to_string(l.groups) +
+           " w=" + g.tensors[l.weight].name;
+      if (l.bias >= 0) s += " b=" + g.tensors[l.bias].name;
+      act();
+      break;
+    case LayerType::kGemm:
+      s += " n=" + std::to_string(l.gemm_outputs) + " w=" + g.tensors[l.weight].name;
+      if (l.bias >= 0) s += " b=" + g.tensors[l.bias].name;
+      act();
+      break;
+    case LayerType::kAdd:
+    case LayerType::kActivation:
+      act();
+      break;
+    case LayerType::kMaxPool:
+    case LayerType::kAvgPool:
+      s += " k=" + ints({l.kernel_h, l.kernel_w}) + " s=" + ints({l.stride_h, l.stride_w}) +
+           " p=" + ints({l.pad_top, l.pad_left, l.pad_bottom, l.pad_right});
+      if (l.type == LayerType::kAvgPool) s += std::string(" count_pad=") + (l.count_pad ? "1" : "0");
+      break;
+    default:
+      break;
+  }
+  return s;
+}
+
+struct TensorOut {
+  std::string name;
+  std::vector<int> dims;
+  const float* data;
+  size_t count;
+};
+
+std::vector<uint8_t> pack_alm(const std::string& meta, const std::string& graph, const std::vector<TensorOut>& tensors,
+                              const std::vector<std::pair<std::string, std::vector<uint8_t>>>& extra) {
+  std::string table;
+  std::vector<uint8_t> weights;
+  for (const TensorOut& t : tensors) {
+    while (weights.size() % 64) weights.push_back(0);
+    std::string d;
+    for (int x : t.dims) d += (d.empty() ? "" : ",") + std::to_string(x);
+    table += t.name + " f32 " + d + " " + std::to_string(weights.size()) + "\n";
+    const size_t at = weights.size();
+    weights.resize(at + t.count * 4);
+    for (size_t i = 0; i < t.count; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &t.data[i], 4);
+      for (int k = 0; k < 4; ++k) weights[at + 4 * i + k] = static_cast<uint8_t>(bits >> (8 * k));
+    }
+  }
+  std::vector<std::pair<std::string, const std::vector<uint8_t>*>> sections;
+  const std::vector<uint8_t> meta_b(meta.begin(), meta.end()), graph_b(graph.begin(), graph.end()),
+      table_b(table.begin(), table.end());
+  sections.push_back({"meta", &meta_b});
+  sections.push_back({"graph", &graph_b});
+  sections.push_back({"tensors", &table_b});
+  sections.push_back({"weights", &weights});
+  for (const auto& e : extra) sections.push_back({e.first, &e.second});
+  std::vector<uint8_t> out(16 + 32 * sections.size(), 0);
+  std::memcpy(out.data(), "ALM1", 4);
+  out[4] = 1;
+  out[8] = static_cast<uint8_t>(sections.size());
+  for (size_t i = 0; i < sections.size(); ++i) {
+    while (out.size() % 64) out.push_back(0);
+    const size_t e = 16 + 32 * i;
+    std::memcpy(out.data() + e, sections[i].first.data(), std::min<size_t>(16, sections[i].first.size()));
+    put_u64_at(&out, e + 16, out.size());
+    put_u64_at(&out, e + 24, sections[i].second->size());
+    out.insert(out.end(), sections[i].second->begin(), sections[i].second->end());
+  }
+  return out;
+}
+
+std::string meta_text(const ModelMeta& meta) {
+  std::string s;
+  for (const auto& kv : meta.entries) s += kv.first + "=" + kv.second + "\n";
+  return s;
+}
+
+float reduce_map(const float* map, size_t n, OneClassReduce how, std::vector<float>* scratch) {
+  if (how == OneClassReduce::kMax || n == 0) {
+    float m = 0;
+    for (size_t i = 0; i < n; ++i) m = std::max(m, map[i]);
+    return m;
+  }
+  const size_t k = std::max<size_t>(1, n / 100);
+  scratch->assign(map, map + n);
+  std::nth_element(scratch->begin(), scratch->begin() + (n - k), scratch->end());
+  double s = 0;
+  for (size_t i = n - k; i < n; ++i) s += (*scratch)[i];
+  return static_cast<float>(s / k);
+}
+
+}  // namespace
+
+// ---- section ------------------------------------------------------------------------------
+
+float OneClassParams::score(float distance) const {
+  // Logistic in log-distance: score = 1 / (1 + (threshold / d)^(1/scale)). Saturates
+  // polynomially, so far-apart distances keep distinct scores (ROC AUC survives in floats).
+  if (!(distance > 0)) return distance != distance ? 1.f : 0.f;
+  const double z = (std::log(static_cast<double>(distance)) - std::log(static_cast<double>(threshold))) / scale;
+  return static_cast<float>(1.0 / (1.0 + std::exp(-z)));
+}
+
+Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, const Shape& features) {
+  if (size < kHeaderBytes) return invalid(std::to_string(size) + " bytes, shorter than its 64-byte header");
+  if (std::memcmp(data, kMagic, 4) != 0) return invalid("bad magic, expected \"OCS1\"");
+  OneClassParams p;
+  p.method = get_u32(data + 4);
+  if (p.method != 1) {
+    return Status(StatusCode::kUnsupported, "oneclass section: method " + std::to_string(p.method) +
+                                                " unknown (this build knows 1, per-location Gaussian)");
+  }
+  const uint32_t gh = get_u32(data + 8), gw = get_u32(data + 12), dim = get_u32(data + 16);
+  if (gh != static_cast<uint32_t>(features.h) || gw != static_cast<uint32_t>(features.w) ||
+      dim != static_cast<uint32_t>(features.c)) {
+    return invalid("grid " + std::to_string(gw) + "x" + std::to_string(gh) + " with " + std::to_string(dim) +
+                   " features does not match the graph output (" + std::to_string(features.c) + "," +
+                   std::to_string(features.h) + "," + std::to_string(features.w) + ")");
+  }
+  p.grid_h = features.h;
+  p.grid_w = features.w;
+  p.dim = features.c;
+  const uint32_t reduce = get_u32(data + 20);
+  if (reduce > 1) return invalid("reduce " + std::to_string(reduce) + " must be 0 (max) or 1 (top 1% mean)");
+  p.reduce = static_cast<OneClassReduce>(reduce);
+  p.threshold = get_f32(data + 24);
+  p.scale = get_f32(data + 28);
+  if (!std::isfinite(p.threshold) || !(p.threshold > 0)) return invalid("threshold must be a positive number");
+  if (!std::isfinite(p.scale) || !(p.scale > 0)) return invalid("scale must be a positive number");
+  p.fit_images = get_u32(data + 32);
+  const uint64_t values = uint64_t{p.locations()} * (uint64_t{static_cast<uint32_t>(p.dim)} + p.tri());
+  if (values > (uint64_t{1} << 28) || (size - kHeaderBytes) / 4 != values || (size - kHeaderBytes) % 4 != 0) {
+    return invalid(std::to_string(size) + " bytes, expected 64 + 4 x " + std::to_string(values) +
+                   " (mean and whitening per location)");
+  }
+  p.mean.resize(p.locations() * p.dim);
+  p.whiten.resize(p.locations() * p.tri());
+  const uint8_t* q = data + kHeaderBytes;
+  for (float* dst : {p.mean.data(), p.whiten.data()}) {
+    const size_t n = dst == p.mean.data() ? p.mean.size() : p.whiten.size();
+    for (size_t i = 0; i < n; ++i, q += 4) {
+      dst[i] = get_f32(q);
+      if (!std::isfinite(dst[i])) return invalid("value " + std::to_string(i) + " is not finite");
+    }
+  }
+  return p;
+}
+
+std::vector<uint8_t> serialize_oneclass_section(const OneClassParams& p) {
+  std::vector<uint8_t> b(kHeaderBytes + 4 * (p.mean.size() + p.whiten.size()), 0);
+  uint8_t* q = b.data();
+  auto u32 = [&q](uint32_t v) {
+    for (int i = 0; i < 4; ++i) *q++ = static_cast<uint8_t>(v >> (8 * i));
+  };
+  auto f32 = [&u32](float f) {
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    u32(bits);
+  };
+  for (char c : kMagic) *q++ = static_cast<uint8_t>(c);
+  u32(p.method);
+  u32(static_cast<uint32_t>(p.grid_h));
+  u32(static_cast<uint32_t>(p.grid_w));
+  u32(static_cast<uint32_t>(p.dim));
+  u32(static_cast<uint32_t>(p.reduce));
+  f32(p.threshold);
+  f32(p.scale);
+  u32(p.fit_images);
+  q = b.data() + kHeaderBytes;
+  for (float v : p.mean) f32(v);
+  for (float v : p.whiten) f32(v);
+  return b;
+}
+
+float oneclass_distance_map(const OneClassParams& p, const float* x, float* map, std::vector<float>* scratch) {
+  const int d = p.dim;
+  scratch->resize(static_cast<size_t>(d));
+  float* v = scratch->data();
+  for (size_t l = 0; l < p.locations(); ++l) {
+    const float* mu = &p.mean[l * d];
+    const float* f = x + l * d;
+    for (int i = 0; i < d; ++i) v[i] = f[i] - mu[i];
+    const float* w = &p.whiten[l * p.tri()];
+    double sq = 0;
+    for (int i = 0; i < d; ++i) {
+      float z = 0;
+      for (int j = 0; j <= i; ++j) z += w[j] * v[j];
+      w += i + 1;
+      sq += double{z} * z;
+    }
+    map[l] = static_cast<float>(std::sqrt(sq));
+  }
+  std::vector<float> tmp;
+  return reduce_map(map, p.locations(), p.reduce, &tmp);
+}
+
+void upsample_anomaly_map(const float* grid, int gw, int gh, const ModelMeta& meta, int width, int height,
+                          std::vector<float>* out) {
+  out->assign(static_cast<size_t>(width) * height, 0.f);
+  if (gw < 1 || gh < 1 || width < 1 || height < 1) return;
+  // Source window of the image the network saw (docs/FORMAT.md, preprocessing step 3).
+  double x0 = 0, y0 = 0, win_w = width, win_h = height;
+  if (meta.resize == ResizePolicy::kCenterCrop) {
+    const double dw = meta.input_width, dh = meta.input_height;
+    if (double{1} * width * dh > double{1} * height * dw) {
+      win_w = height * dw / dh;
+      x0 = (width - win_w) / 2;
+    } else {
+      win_h = width * dh / dw;
+      y0 = (height - win_h) / 2;
+    }
+  }
+  // Grid cell i covers [i, i+1) / g of the window; its value sits at its centre.
+  std::vector<int> xi0(width), xi1(width);
+  std::vector<float> xf(width);
+  for (int x = 0; x < width; ++x) {
+    double u = (x + 0.5 - x0) / win_w * gw - 0.5;
+    u = std::min(std::max(u, 0.0), gw - 1.0);
+    xi0[x] = static_cast<int>(u);
+    xi1[x] = std::min(xi0[x] + 1, gw - 1);
+    xf[x] = static_cast<float>(u - xi0[x]);
+  }
+  for (int y = 0; y < height; ++y) {
+    double v = (y + 0.5 - y0) / win_h * gh - 0.5;
+    v = std::min(std::max(v, 0.0), gh - 1.0);
+    const int r0 = static_cast<int>(v), r1 = std::min(r0 + 1, gh - 1);
+    const float fy = static_cast<float>(v - r0);
+    const float* a = grid + static_cast<size_t>(r0) * gw;
+    const float* b = grid + static_cast<size_t>(r1) * gw;
+    float* o = out->data() + static_cast<size_t>(y) * width;
+    for (int x = 0; x < width; ++x) {
+      const float top = a[xi0[x]] + (a[xi1[x]] - a[xi0[x]]) * xf[x];
+      const float bot = b[xi0[x]] + (b[xi1[x]] - b[xi0[x]]) * xf[x];
+      o[x] = top + (bot - top) * fy;
+    }
+  }
+}
+
+// ---- models -------------------------------------------------------------------------------
+
+void set_meta(ModelMeta* meta, const std::string& key, const std::string& value) {
+  for (auto& kv : meta->entries) {
+    if (kv.first == key) {
+      kv.second = value;
+      return;
+    }
+  }
+  meta->entries.emplace_back(key, value);
+}
+
+std::vector<uint8_t> write_alm(const Model& model,
+                               const std::vector<std::pair<std::string, std::vector<uint8_t>>>& extra) {
+  const Graph& g = model.graph;
+  std::string graph;
+  std::vector<bool> used(g.tensors.size(), false);
+  for (const Layer& l : g.layers) {
+    graph += graph_line(g, l) + "\n";
+    if (l.weight >= 0) used[l.weight] = true;
+    if (l.bias >= 0) used[l.bias] = true;
+  }
+  std::vector<TensorOut> tensors;
+  for (size_t i = 0; i < g.tensors.size(); ++i) {
+    if (used[i]) tensors.push_back({g.tensors[i].name, g.tensors[i].dims, g.tensors[i].data.data(), g.tensors[i].data.size()});
+  }
+  return pack_alm(meta_text(model.meta), graph, tensors, extra);
+}
+
+Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
+  if (base.meta.output == OutputKind::kOneClass) {
+    Model m = base;
+    m.oneclass_section.clear();
+    return m;
+  }
+  const Graph& g = base.graph;
+  const Shape in = g.blobs[g.input_blob].shape;
+  std::vector<int> picked;
+  if (!spec.layers.empty()) {
+    for (const std::string& name : spec.layers) {
+      const int b = g.find_blob(name);
+      if (b < 0) return Status(StatusCode::kInvalidArgument, "feature layer \"" + name + "\" is not a blob of the base graph");
+      if (g.blobs[b].shape.h < 2 && g.blobs[b].shape.w < 2) {
+        return Status(StatusCode::kInvalidArgument, "feature layer \"" + name + "\" is not a spatial feature map");
+      }
+      picked.push_back(b);
+    }
+  } else {
+    for (int stride : {4, 8, 16}) {
+      const int want_h = (in.h + stride - 1) / stride, want_w = (in.w + stride - 1) / stride;
+      int last = -1;
+      for (size_t b = 1; b < g.blobs.size(); ++b) {
+        if (g.blobs[b].shape.h == want_h && g.blobs[b].shape.w == want_w) last = static_cast<int>(b);
+      }
+      if (last >= 0) picked.push_back(last);
+    }
+    if (picked.empty()) {
+      return Status(StatusCode::kInvalidArgument, "no feature map at 1/4, 1/8 or 1/16 of the input found in \"" +
+                                                      base.meta.name + "\"; name blobs with --layers");
+    }
+  }
+  // The coarsest grid; finer maps are average-pooled onto it by an integer factor.
+  int grid_h = 1 << 30, grid_w = 1 << 30;
+  for (int b : picked) {
+    grid_h = std::min(grid_h, g.blobs[b].shape.h);
+    grid_w = std::min(grid_w, g.blobs[b].shape.w);
+  }
+  // Layers the picked blobs depend on.
+  std::vector<bool> need(g.layers.size(), false);
+  std::vector<int> todo;
+  for (int b : picked) todo.push_back(g.blobs[b].producer);
+  while (!todo.empty()) {
+    const int li = todo.back();
+    todo.pop_back();
+    if (li < 0 || need[li]) continue;
+    need[li] = true;
+    for (int b : g.layers[li].inputs) todo.push_back(g.blobs[b].producer);
+  }
+  std::string graph;
+  std::vector<TensorOut> tensors;
+  std::set<int> tensor_done;
+  for (size_t i = 0; i < g.layers.size(); ++i) {
+    if (!need[i]) continue;
+    const Layer& l = g.layers[i];
+    graph += graph_line(g, l) + "\n";
+    for (int t : {l.weight, l.bias}) {
+      if (t >= 0 && tensor_done.insert(t).second) {
+        tensors.push_back({g.tensors[t].name, g.tensors[t].dims, g.tensors[t].data.data(), g.tensors[t].data.size()});
+      }
+    }
+  }
+  std::string concat_inputs;
+  int channels = 0;
+  for (size_t k = 0; k < picked.size(); ++k) {
+    const Blob& b = g.blobs[picked[k]];
+    const std::string tag = "oneclass_f" + std::to_string(k);
+    // 3x3 neighbourhood average (padding not counted), then pooling to the grid.
+    graph += "AvgPool " + tag + "_smooth 1 1 " + b.name + " " + tag + "_smooth k=3,3 s=1,1 p=1,1,1,1 count_pad=0\n";
+    std::string out = tag + "_smooth";
+    const int fh = b.shape.h / grid_h, fw = b.shape.w / grid_w;
+    if (b.shape.h != fh * grid_h || b.shape.w != fw * grid_w) {
+      return Status(StatusCode::kInvalidArgument, "feature layer \"" + b.name + "\" (" + std::to_string(b.shape.w) + "x" +
+                                                      std::to_string(b.shape.h) + ") is not a whole multiple of the " +
+                                                      std::to_string(grid_w) + "x" + std::to_string(grid_h) + " grid");
+    }
+    if (fh > 64 || fw > 64) return Status(StatusCode::kInvalidArgument, "feature layer \"" + b.name + "\" is too fine for the grid");
+    if (fh > 1 || fw > 1) {
+      graph += "AvgPool " + tag + "_pool 1 1 " + out + " " + tag + "_pool k=" + ints({fh, fw}) + " s=" + ints({fh, fw}) + "\n";
+      out = tag + "_pool";
+    }
+    concat_inputs += " " + out;
+    channels += b.shape.c;
+  }
+  std::string features = concat_inputs.substr(1);
+  if (picked.size() > 1) {
+    graph += "Concat oneclass_concat " + std::to_string(picked.size()) + " 1" + concat_inputs + " oneclass_concat\n";
+    features = "oneclass_concat";
+  }
+  std::vector<float> projection;
+  if (spec.projection > 0 && spec.projection < channels) {
+    // Fixed random projection, +-1/sqrt(P) (Achlioptas): portable (mt19937 bits only).
+    std::mt19937 rng(spec.seed);
+    const float a = 1.f / std::sqrt(static_cast<float>(spec.projection));
+    projection.resize(static_cast<size_t>(spec.projection) * channels);
+    for (float& w : projection) w = (rng() & 1u) ? a : -a;
+    tensors.push_back({"oneclass_projection.weight", {spec.projection, channels, 1, 1}, projection.data(), projection.size()});
+    graph += "Conv oneclass_projection 1 1 " + features + " oneclass_features cout=" + std::to_string(spec.projection) +
+             " k=1,1 w=oneclass_projection.weight\n";
+  }
+  ModelMeta meta = base.meta;
+  std::vector<std::pair<std::string, std::string>> kept;
+  for (const auto& kv : meta.entries) {
+    if (kv.first.rfind("metric.", 0) == 0 || kv.first.rfind("oneclass.", 0) == 0) continue;
+    kept.push_back(kv);
+  }
+  meta.entries = kept;
+  std::string layer_names;
+  for (int b : picked) layer_names += (layer_names.empty() ? "" : ",") + g.blobs[b].name;
+  set_meta(&meta, "labels", "normal,abnormal");
+  set_meta(&meta, "output", "oneclass");
+  set_meta(&meta, "threshold", "0.5");
+  set_meta(&meta, "task", "one-class anomaly detection");
+  set_meta(&meta, "backbone", base.meta.name);
+  set_meta(&meta, "oneclass.layers", layer_names);
+  set_meta(&meta, "oneclass.projection", std::to_string(projection.empty() ? 0 : spec.projection));
+  const std::vector<uint8_t> bytes = pack_alm(meta_text(meta), graph, tensors, {});
+  Result<Model> m = load_model(bytes.data(), bytes.size());
+  if (!m.ok()) return Status(m.status().code(), "building the feature graph: " + m.status().message());
+  return m;
+}
+
+// ---- fitting ------------------------------------------------------------------------------
+
+OneClassFitter::OneClassFitter(Model features, const FitOptions& options, Backend backend)
+    : model_(std::move(features)), backend_(backend), options_(options) {}
+
+Status OneClassFitter::init() {
+  if (model_.meta.output != OutputKind::kOneClass) {
+    return Status(StatusCode::kInvalidArgument, "fitting needs a feature model (output=oneclass), got \"" + model_.meta.name + "\"");
+  }
+  if (!(options_.fpr >= 0 && options_.fpr < 1)) {
+    return Status(StatusCode::kInvalidArgument, "target false-positive rate " + fmt(options_.fpr) + " must be in [0, 1)");
+  }
+  const Shape& out = model_.graph.blobs[model_.graph.output_blob].shape;
+  grid_h_ = out.h;
+  grid_w_ = out.w;
+  dim_ = out.c;
+  const size_t locations = static_cast<size_t>(grid_h_) * grid_w_;
+  const size_t tri = static_cast<size_t>(dim_) * (dim_ + 1) / 2;
+  if (locations * (tri + dim_) * sizeof(double) > kMaxAccumulatorBytes) {
+    return Status(StatusCode::kOutOfMemory, "feature map (" + std::to_string(dim_) + "," + std::to_string(grid_h_) + "," +
+                                                std::to_string(grid_w_) + ") needs more than 256 MiB of Gaussian "
+                                                "statistics; use fewer features (a projection)");
+  }
+  Result<std::unique_ptr<Engine>> e = create_engine(model_.graph, backend_);
+  if (!e.ok()) return e.status();
+  engine_ = std::move(e).value();
+  input_.resize(static_cast<size_t>(model_.meta.input_width) * model_.meta.input_height * model_.meta.channel_count());
+  sum_.assign(locations * dim_, 0.0);
+  sum_sq_.assign(locations * tri, 0.0);
+  return Status::Ok();
+}
+
+Status OneClassFitter::features_of(const Image& image, const float** out) {
+  if (!engine_) return Status(StatusCode::kInvalidArgument, "OneClassFitter::init() was not called");
+  if (finished_) return Status(StatusCode::kInvalidArgument, "the fit is finished; start a new fitter");
+  pre_.run(image, model_.meta, input_.data());
+  ANOMALENS_RETURN_IF_ERROR(engine_->run(input_.data()));
+  *out = engine_->output();
+  return Status::Ok();
+}
+
+void OneClassFitter::keep(std::vector<std::vector<float>>* kept, int* seen, const float* f, int max_kept) {
+  const size_t n = static_cast<size_t>(grid_h_) * grid_w_ * dim_;
+  ++*seen;
+  if (max_kept <= 0) return;
+  if (static_cast<int>(kept->size()) < max_kept) {
+    kept->emplace_back(f, f + n);
+    return;
+  }
+  const int r = static_cast<int>(rng_() % static_cast<uint32_t>(*seen));  // reservoir sampling
+  if (r < max_kept) (*kept)[r].assign(f, f + n);
+}
+
+Status OneClassFitter::add_normal(const Image& image) {
+  const float* f = nullptr;
+  ANOMALENS_RETURN_IF_ERROR(features_of(image, &f));
+  const int index = normal_seen_++;
+  // Images 1, 1 + k, 1 + 2k, ... are held out: two images already give one of each.
+  const int k = std::max(options_.holdout_every, 0);
+  if (k > 0 && index % k == 1 % k && !(k == 1 && index == 0)) {
+    keep(&holdout_, &holdout_seen_, f, options_.max_kept);
+    return Status::Ok();
+  }
+  const size_t tri = static_cast<size_t>(dim_) * (dim_ + 1) / 2;
+  for (size_t l = 0; l < static_cast<size_t>(grid_h_) * grid_w_; ++l) {
+    const float* x = f + l * dim_;
+    double* s = &sum_[l * dim_];
+    double* q = &sum_sq_[l * tri];
+    for (int i = 0; i < dim_; ++i) {
+      s[i] += x[i];
+      const double xi = x[i];
+      for (int j = 0; j <= i; ++j) *q++ += xi * x[j];
+    }
+  }
+  ++fit_count_;
+  return Status::Ok();
+}
+
+Status OneClassFitter::add_abnormal(const Image& image) {
+  const float* f = nullptr;
+  ANOMALENS_RETURN_IF_ERROR(features_of(image, &f));
+  keep(&abnormal_, &abnormal_seen_, f, options_.max_kept);
+  return Status::Ok();
+}
+
+Result<FitSummary> OneClassFitter::finish() {
+  if (!engine_) return Status(StatusCode::kInvalidArgument, "OneClassFitter::init() was not called");
+  if (finished_) return Status(StatusCode::kInvalidArgument, "finish() was already called");
+  if (fit_count_ < 1 || holdout_.empty()) {
+    return Status(StatusCode::kInvalidArgument, "need at least 2 normal images (got " + std::to_string(normal_seen_) + ")");
+  }
+  OneClassParams p;
+  p.grid_h = grid_h_;
+  p.grid_w = grid_w_;
+  p.dim = dim_;
+  p.reduce = options_.reduce;
+  p.fit_images = static_cast<uint32_t>(fit_count_);
+  const size_t L = p.locations(), D = static_cast<size_t>(dim_), tri = p.tri();
+  p.mean.resize(L * D);
+  p.whiten.resize(L * tri);
+  std::vector<double> cov(D * D), chol(D * D), inv(D * D);
+  const double n = fit_count_;
+  for (size_t l = 0; l < L; ++l) {
+    const double* s = &sum_[l * D];
+    const double* q = &sum_sq_[l * tri];
+    double trace = 0;
+    for (size_t i = 0, t = 0; i < D; ++i) {
+      for (size_t j = 0; j <= i; ++j, ++t) {
+        const double c = q[t] / n - (s[i] / n) * (s[j] / n);
+        cov[i * D + j] = cov[j * D + i] = c;
+      }
+      trace += cov[i * D + i];
+    }
+    const double reg = options_.shrinkage * std::max(trace, 0.0) / D + 1e-6;
+    for (size_t i = 0; i < D; ++i) cov[i * D + i] += reg;
+    // Cholesky cov = C C^T (lower C); then whitening W = C^-1: d^2 = |W (x - mean)|^2.
+    std::fill(chol.begin(), chol.end(), 0.0);
+    for (size_t i = 0; i < D; ++i) {
+      for (size_t j = 0; j <= i; ++j) {
+        double v = cov[i * D + j];
+        for (size_t k = 0; k < j; ++k) v -= chol[i * D + k] * chol[j * D + k];
+        if (i == j) {
+          chol[i * D + i] = std::sqrt(std::max(v, reg * 1e-3));
+        } else {
+          chol[i * D + j] = v / chol[j * D + j];
+        }
+      }
+    }
+    std::fill(inv.begin(), inv.end(), 0.0);
+    for (size_t i = 0; i < D; ++i) {
+      inv[i * D + i] = 1.0 / chol[i * D + i];
+      for (size_t j = 0; j < i; ++j) {
+        double v = 0;
+        for (size_t k = j; k < i; ++k) v += chol[i * D + k] * inv[k * D + j];
+        inv[i * D + j] = -v / chol[i * D + i];
+      }
+    }
+    for (size_t i = 0; i < D; ++i) p.mean[l * D + i] = static_cast<float>(s[i] / n);
+    float* w = &p.whiten[l * tri];
+    for (size_t i = 0; i < D; ++i) {
+      for (size_t j = 0; j <= i; ++j) *w++ = static_cast<float>(inv[i * D + j]);
+    }
+  }
+  // Distances of the kept held-out normal and abnormal images.
+  std::vector<float> map(L), scratch, normal_d, abnormal_d;
+  for (const auto& f : holdout_) normal_d.push_back(oneclass_distance_map(p, f.data(), map.data(), &scratch));
+  for (const auto& f : abnormal_) abnormal_d.push_back(oneclass_distance_map(p, f.data(), map.data(), &scratch));
+  std::vector<float> sorted = normal_d;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t nh = sorted.size();
+  // At most floor(fpr * n) held-out normal images may reach the threshold: just above the
+  // (k+1)-th largest.
+  const size_t k = std::min(nh - 1, static_cast<size_t>(std::floor(options_.fpr * nh + 1e-9)));
+  float t = std::nextafter(sorted[nh - 1 - k] * 1.0001f + 1e-12f, INFINITY);
+  FitSummary sum;
+  if (!abnormal_d.empty()) {
+    // Best F1 over candidate thresholds (each observed distance, and the FPR one).
+    std::vector<float> cand = abnormal_d;
+    cand.insert(cand.end(), normal_d.begin(), normal_d.end());
+    cand.push_back(t);
+    double best = -1;
+    float best_t = t;
+    for (float c : cand) {
+      size_t tp = 0, fp = 0;
+      for (float a : abnormal_d) tp += a >= c;
+      for (float v : normal_d) fp += v >= c;
+      // Held-out normals stand for all normal images: weigh them by their share.
+      const double fp_w = fp * (static_cast<double>(normal_seen_) / std::max<size_t>(nh, 1));
+      const double tp_w = tp * (static_cast<double>(abnormal_seen_) / abnormal_d.size());
+      const double fn_w = static_cast<double>(abnormal_seen_) - tp_w;
+      const double f1 = tp_w > 0 ? 2 * tp_w / (2 * tp_w + fp_w + fn_w) : 0;
+      if (f1 > best + 1e-12 || (std::fabs(f1 - best) <= 1e-12 && c > best_t)) {
+        best = f1;
+        best_t = c;
+      }
+    }
+    sum.refined_by_f1 = best_t != t;
+    t = best_t;
+    size_t tp = 0, pairs_gt = 0, pairs_eq = 0;
+    for (float a : abnormal_d) {
+      tp += a >= t;
+      for (float v : normal_d) {
+        pairs_gt += a > v;
+        pairs_eq += a == v;
+      }
+    }
+    sum.abnormal_recall = static_cast<double>(tp) / abnormal_d.size();
+    sum.f1 = best;
+    sum.roc_auc = (pairs_gt + 0.5 * pairs_eq) / (static_cast<double>(abnormal_d.size()) * nh);
+  }
+  if (!(t > 0)) t = 1e-6f;
+  p.threshold = t;
+  // Scale: the median held-out normal distance scores 0.1 (log-logistic), so scores spread.
+  const float median = sorted[nh / 2];
+  double scale = median > 0 && median < t ? (std::log(double{t}) - std::log(double{median})) / std::log(9.0) : 0.1;
+  if (!(scale > 1e-4)) scale = 1e-4;
+  p.scale = static_cast<float>(scale);
+  size_t fp = 0;
+  for (float v : normal_d) fp += v >= t;
+
+  section_ = serialize_oneclass_section(p);
+  model_.oneclass_section = section_;
+  set_meta(&model_.meta, "output", "oneclass");
+  set_meta(&model_.meta, "threshold", "0.5");
+  set_meta(&model_.meta, "oneclass.method", "gaussian");
+  set_meta(&model_.meta, "oneclass.fit_images", std::to_string(fit_count_));
+  set_meta(&model_.meta, "oneclass.holdout_images", std::to_string(holdout_seen_));
+  set_meta(&model_.meta, "oneclass.abnormal_images", std::to_string(abnormal_seen_));
+  set_meta(&model_.meta, "oneclass.target_fpr", fmt(options_.fpr));
+  set_meta(&model_.meta, "oneclass.threshold_distance", fmt(t));
+  finished_ = true;
+
+  sum.fit_images = fit_count_;
+  sum.holdout_images = holdout_seen_;
+  sum.abnormal_images = abnormal_seen_;
+  sum.threshold = t;
+  sum.scale = p.scale;
+  sum.holdout_fpr = static_cast<double>(fp) / nh;
+  sum.model_bytes = model_bytes().size();
+  const size_t kept_floats = (holdout_.size() + abnormal_.size()) * L * D;
+  sum.peak_fit_bytes = (sum_.size() + sum_sq_.size()) * sizeof(double) + kept_floats * sizeof(float) +
+                       3 * D * D * sizeof(double) + section_.size();
+  return sum;
+}
+
+std::vector<uint8_t> OneClassFitter::model_bytes() const {
+  if (!finished_) return {};
+  return write_alm(model_, {{"oneclass", section_}});
+}
+
+}  // namespace anomalens

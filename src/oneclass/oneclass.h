@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: Apache-2.0
+// One-class anomaly detection: fit from normal images only (PaDiM-style per-location Gaussians
+// on a backbone's multi-scale feature map), score images, and make per-pixel anomaly maps.
+//
+// A one-class .alm is a feature graph (its single output blob is an (D, H, W) feature map) with
+// meta `output=oneclass` and a section "oneclass" holding, per grid location, the mean and a
+// whitening matrix of the normal features (docs/FORMAT.md, "One-class models").
+//
+//   Result<Model> base = load_model_file("models/default.alm");
+//   Result<Model> feat = make_feature_model(base.value(), FeatureSpec{});
+//   OneClassFitter fitter(std::move(feat).value(), FitOptions{});  // threshold at 1% FPR
+//   ANOMALENS_RETURN_IF_ERROR(fitter.init());
+//   for (const Image& img : normal_images) ANOMALENS_RETURN_IF_ERROR(fitter.add_normal(img));
+//   Result<FitSummary> s = fitter.finish();
+//   std::vector<uint8_t> alm = fitter.model_bytes();        // load with Classifier as usual
+//
+// Memory is bounded whatever the number of images: the Gaussians are accumulated as running
+// sums (H*W*D*(D+1)/2 doubles), and at most FitOptions::max_kept held-out normal and abnormal
+// feature maps are kept (reservoir sampling beyond that) to choose the threshold.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "image/image.h"
+#include "image/preprocess.h"
+#include "model/model.h"
+#include "nn/engine.h"
+#include "util/status.h"
+
+namespace anomalens {
+
+// How the image distance is made from the per-location distances.
+enum class OneClassReduce : uint32_t { kMax = 0, kTopMean = 1 };
+
+// The parsed "oneclass" section.
+struct OneClassParams {
+  uint32_t method = 1;  // 1: per-location Gaussian (Mahalanobis distance)
+  int grid_h = 0, grid_w = 0, dim = 0;
+  OneClassReduce reduce = OneClassReduce::kMax;
+  float threshold = 1.f;  // raw distance where the score is 0.5
+  float scale = 1.f;      // logistic scale: score = 1 / (1 + exp(-(d - threshold) / scale))
+  uint32_t fit_images = 0;
+  std::vector<float> mean;    // grid_h * grid_w * dim
+  std::vector<float> whiten;  // per location, packed lower triangle (row i: i + 1 values)
+
+  size_t locations() const { return static_cast<size_t>(grid_h) * grid_w; }
+  size_t tri() const { return static_cast<size_t>(dim) * (dim + 1) / 2; }
+  // Score in [0, 1], monotone in the distance; >= 0.5 exactly when distance >= threshold.
+  float score(float distance) const;
+};
+
+// Parses and validates a "oneclass" section against the feature graph's output shape.
+// kInvalidModel naming the field and the rule; kUnsupported for an unknown method.
+Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, const Shape& features);
+std::vector<uint8_t> serialize_oneclass_section(const OneClassParams& params);
+
+// Per-location Mahalanobis distances of one feature map (HWC, as engines output it) into
+// `map` (grid_h * grid_w); returns the image distance (per params.reduce).
+float oneclass_distance_map(const OneClassParams& params, const float* features_hwc, float* map,
+                            std::vector<float>* scratch);
+
+// Bilinear upsampling of a grid map laid over a network input of net_w x net_h to the pixels of
+// an image of width x height, following the model's resize policy (center_crop: pixels outside
+// the crop window take the nearest window value). `out` gets width * height values.
+void upsample_anomaly_map(const float* grid, int grid_w, int grid_h, const ModelMeta& meta, int width,
+                          int height, std::vector<float>* out);
+
+// ---- building and saving models -----------------------------------------------------------
+
+struct FeatureSpec {
+  // Blob names of the base graph to use; empty: automatic (the last blob at each of the
+  // resolutions input/4, input/8 and input/16, i.e. the end of those stages).
+  std::vector<std::string> layers;
+  int projection = 128;  // fixed random 1x1 projection to this many channels; 0: none
+  uint32_t seed = 1;     // of the projection weights
+};
+
+// Builds the feature graph from a classifier (or backbone) model: the layers the chosen blobs
+// need, each blob smoothed by a 3x3 average and average-pooled to the coarsest grid, a Concat
+// and the optional projection. Meta: the base's preprocessing, `output=oneclass`,
+// `threshold=0.5`, the base's metric.* keys dropped. A base that is already `output=oneclass`
+// is returned as is (its fitted section dropped). kInvalidArgument names an unknown blob.
+Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec);
+
+// Serialises a model to .alm bytes (f32 weights), with extra sections appended (name, bytes).
+std::vector<uint8_t> write_alm(const Model& model,
+                               const std::vector<std::pair<std::string, std::vector<uint8_t>>>& extra);
+
+// Sets (or adds) a meta key, keeping the order of the others.
+void set_meta(ModelMeta* meta, const std::string& key, const std::string& value);
+
+// ---- fitting ------------------------------------------------------------------------------
+
+struct FitOptions {
+  double fpr = 0.01;              // target false-positive rate on held-out normal images
+  int holdout_every = 5;          // every 5th normal image is held out for the threshold
+  int max_kept = 100;             // held-out normal / abnormal feature maps kept (each)
+  double shrinkage = 0.01;        // covariance += shrinkage * trace/D * I
+  OneClassReduce reduce = OneClassReduce::kMax;
+};
+
+struct FitSummary {
+  int fit_images = 0, holdout_images = 0, abnormal_images = 0;
+  float threshold = 0;        // raw distance
+  float scale = 0;
+  double holdout_fpr = 0;     // fraction of held-out normal images at or above the threshold
+  double abnormal_recall = -1, f1 = -1, roc_auc = -1;  // -1 without abnormal examples
+  bool refined_by_f1 = false;
+  size_t model_bytes = 0;
+  size_t peak_fit_bytes = 0;  // accumulators + kept feature maps
+};
+
+class OneClassFitter {
+ public:
+  // `features`: a feature model (make_feature_model), output (D, H, W).
+  OneClassFitter(Model features, const FitOptions& options, Backend backend = Backend::kBuiltin);
+  Status init();  // creates the engine; call once before adding images
+  Status add_normal(const Image& image);
+  Status add_abnormal(const Image& image);
+  // Estimates the Gaussians, picks the threshold, stores the section into the model.
+  Result<FitSummary> finish();
+  const Model& model() const { return model_; }
+  std::vector<uint8_t> model_bytes() const;  // valid after finish()
+  int normal_count() const { return normal_seen_; }
+
+ private:
+  Status features_of(const Image& image, const float** out);
+  void keep(std::vector<std::vector<float>>* kept, int* seen, const float* f, int max_kept);
+
+  Model model_;
+  Backend backend_;
+  std::unique_ptr<Engine> engine_;
+  Preprocessor pre_;
+  std::vector<float> input_;
+  int grid_h_ = 0, grid_w_ = 0, dim_ = 0;
+  std::vector<double> sum_, sum_sq_;  // per location: D, and packed D*(D+1)/2
+  int fit_count_ = 0, normal_seen_ = 0, holdout_seen_ = 0, abnormal_seen_ = 0;
+  std::vector<std::vector<float>> holdout_, abnormal_;
+  std::mt19937 rng_{12345};
+  FitOptions options_;
+  bool finished_ = false;
+  std::vector<uint8_t> section_;
+};
+
+}  // namespace anomalens
