@@ -33,6 +33,7 @@ test('classify --json over every hostile image: one line each, bad ones with cod
     if (!ok) {
       if (!CODES.includes(got.code)) problems.push(`${e.file}: unknown code ${got.code}`);
       if (typeof got.error !== 'string' || got.error.length < 5) problems.push(`${e.file}: no error message`);
+      else if (got.error.includes('()')) problems.push(`${e.file}: message with an empty reason: ${got.error}`);
     } else if (!(got.score >= 0 && got.score <= 1) || !['normal', 'abnormal'].includes(got.label)) {
       problems.push(`${e.file}: bad verdict ${JSON.stringify(got)}`);
     }

@@ -49,6 +49,7 @@ test('every hostile image: {ok:false, code, message} or a verdict; the next good
     } else {
       if (!CODES.includes(r.code)) problems.push(`${e.file}: unknown code ${r.code}`);
       if (typeof r.message !== 'string' || r.message.length < 5) problems.push(`${e.file}: no message`);
+      else if (r.message.includes('()')) problems.push(`${e.file}: message with an empty reason: ${r.message}`);
       if (Object.keys(r).sort().join() !== 'code,message,ok') problems.push(`${e.file}: extra fields ${Object.keys(r)}`);
       if (e.expect === 'ok') problems.push(`${e.file} (${e.why}): ${r.code}: ${r.message}`);
       if (e.expect === 'fail' && e.code && r.code !== e.code) problems.push(`${e.file} (${e.why}): code ${r.code}, expected ${e.code}`);
