@@ -333,7 +333,7 @@ std::vector<uint8_t> write_alm(const Model& model,
 }
 
 Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
-  if (base.meta.output == OutputKind::kOneClass) {
+  if (base.meta.output == OutputKind::kOneClass && base.meta.find("oneclass.layers")) {
     Model m = base;
     m.oneclass_section.clear();
     return m;

@@ -82,8 +82,9 @@ struct FeatureSpec {
 // Builds the feature graph from a classifier (or backbone) model: the layers the chosen blobs
 // need, each blob smoothed by a 3x3 average and average-pooled to the coarsest grid, a Concat
 // and the optional projection. Meta: the base's preprocessing, `output=oneclass`,
-// `threshold=0.5`, the base's metric.* keys dropped. A base that is already `output=oneclass`
-// is returned as is (its fitted section dropped). kInvalidArgument names an unknown blob.
+// `threshold=0.5`, the base's metric.* keys dropped. A feature model made by this function
+// (meta `oneclass.layers`) is returned as is, its fitted section dropped; a plain backbone
+// (`output=oneclass` without it, scripts/oneclass_backbone.py) gets features built. kInvalidArgument names an unknown blob.
 Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec);
 
 // Serialises a model to .alm bytes (f32 weights), with extra sections appended (name, bytes).

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: Apache-2.0
+// One-class models: fitting from normal images, thresholds, heatmaps, the "oneclass" section.
+// A small random-weights backbone and synthetic images keep this fast and self-contained.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "classifier/classifier.h"
+#include "classifier/metrics.h"
+#include "oneclass/oneclass.h"
+#include "test_util.h"
+
+namespace anomalens {
+namespace {
+
+using testing_util::AlmBuilder;
+
+constexpr int kSize = 64;
+
+// Random conv backbone, 64x64 rgb -> 32 -> 16 (stride 4) -> 8 (stride 8); no fitted section.
+Model backbone() {
+  std::mt19937 rng(7);
+  AlmBuilder b;
+  b.meta("name", "random-backbone").meta("labels", "normal,abnormal").meta("input_size", "64x64")
+      .meta("channels", "rgb").meta("scale", "255").meta("mean", "0.5,0.5,0.5").meta("std", "0.25,0.25,0.25")
+      .meta("resize", "stretch").meta("output", "oneclass").meta("threshold", "0.5");
+  b.layer("Input in 0 1 x c=3 h=64 w=64")
+      .layer("Conv c1 1 1 x a cout=8 k=3,3 s=2,2 p=1,1,1,1 w=c1.w b=c1.b act=relu")
+      .layer("Conv c2 1 1 a b cout=12 k=3,3 s=2,2 p=1,1,1,1 w=c2.w b=c2.b act=relu")
+      .layer("Conv c3 1 1 b c cout=16 k=3,3 s=2,2 p=1,1,1,1 w=c3.w b=c3.b act=relu");
+  b.random_tensor("c1.w", {8, 3, 3, 3}, &rng).random_tensor("c1.b", {8}, &rng, 0.1f)
+      .random_tensor("c2.w", {12, 8, 3, 3}, &rng, 0.3f).random_tensor("c2.b", {12}, &rng, 0.1f)
+      .random_tensor("c3.w", {16, 12, 3, 3}, &rng, 0.3f).random_tensor("c3.b", {16}, &rng, 0.1f);
+  const std::vector<uint8_t> bytes = b.bytes();
+  Result<Model> m = load_model(bytes.data(), bytes.size());
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  return std::move(m).value();
+}
+
+struct Box {
+  int x0 = -1, y0 = -1, x1 = -1, y1 = -1;  // defect, [x0, x1) x [y0, y1); x0 < 0: none
+};
+
+// A "product" image: a shaded surface with regular stripes, noise and small jitter; with a
+// defect, a dark square spot of 10x10 pixels somewhere inside.
+Image synthetic(std::mt19937* rng, bool defect, Box* box = nullptr) {
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  std::normal_distribution<float> noise(0.f, 6.f);
+  Image im;
+  im.width = im.height = kSize;
+  im.channels = 3;
+  im.pixels8.resize(kSize * kSize * 3);
+  const float phase = u(*rng) * 1.0f, gain = 0.9f + 0.2f * u(*rng);
+  Box b;
+  if (defect) {
+    b.x0 = 8 + static_cast<int>(u(*rng) * 38);
+    b.y0 = 8 + static_cast<int>(u(*rng) * 38);
+    b.x1 = b.x0 + 10;
+    b.y1 = b.y0 + 10;
+  }
+  for (int y = 0; y < kSize; ++y) {
+    for (int x = 0; x < kSize; ++x) {
+      float v = gain * (120.f + 40.f * std::sin(0.8f * x + phase) + 0.4f * y) + noise(*rng);
+      if (x >= b.x0 && x < b.x1 && y >= b.y0 && y < b.y1) v = 20.f + noise(*rng);
+      const uint8_t p = static_cast<uint8_t>(std::min(255.f, std::max(0.f, v)));
+      for (int c = 0; c < 3; ++c) im.pixels8[(y * kSize + x) * 3 + c] = static_cast<uint8_t>(std::min(255, p + 10 * c));
+    }
+  }
+  if (box) *box = b;
+  return im;
+}
+
+struct Fitted {
+  std::vector<uint8_t> bytes;
+  FitSummary summary;
+};
+
+Fitted fit(int normal, int abnormal, const FitOptions& options, uint32_t seed = 1) {
+  Result<Model> features = make_feature_model(backbone(), FeatureSpec{});
+  EXPECT_TRUE(features.ok()) << features.status().to_string();
+  OneClassFitter fitter(std::move(features).value(), options);
+  EXPECT_TRUE(fitter.init().ok());
+  std::mt19937 rng(seed);
+  for (int i = 0; i < normal; ++i) EXPECT_TRUE(fitter.add_normal(synthetic(&rng, false)).ok());
+  for (int i = 0; i < abnormal; ++i) EXPECT_TRUE(fitter.add_abnormal(synthetic(&rng, true)).ok());
+  Result<FitSummary> s = fitter.finish();
+  EXPECT_TRUE(s.ok()) << s.status().to_string();
+  return {fitter.model_bytes(), s.ok() ? s.value() : FitSummary{}};
+}
+
+std::unique_ptr<Classifier> classifier(const std::vector<uint8_t>& bytes) {
+  Result<std::unique_ptr<Classifier>> c = Classifier::create_from_bytes(bytes.data(), bytes.size());
+  EXPECT_TRUE(c.ok()) << c.status().to_string();
+  return c.ok() ? std::move(c).value() : nullptr;
+}
+
+TEST(OneClass, FeatureModelPicksStagesAndPools) {
+  Result<Model> m = make_feature_model(backbone(), FeatureSpec{});
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Shape s = m.value().graph.blobs[m.value().graph.output_blob].shape;
+  EXPECT_EQ(s, (Shape{12 + 16, 8, 8}));  // 1/4 (16x16, pooled 2x2) and 1/8 blobs; no 1/16
+  EXPECT_EQ(*m.value().meta.find("oneclass.layers"), "b,c");
+  EXPECT_EQ(m.value().meta.output, OutputKind::kOneClass);
+
+  FeatureSpec proj;
+  proj.layers = {"a", "c"};
+  proj.projection = 10;
+  Result<Model> p = make_feature_model(backbone(), proj);
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(p.value().graph.blobs[p.value().graph.output_blob].shape, (Shape{10, 8, 8}));
+
+  FeatureSpec bad;
+  bad.layers = {"nope"};
+  Result<Model> e = make_feature_model(backbone(), bad);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("nope"), std::string::npos);
+}
+
+TEST(OneClass, UnfittedModelIsRefusedWithAClearMessage) {
+  const std::vector<uint8_t> bytes = write_alm(backbone(), {});
+  Result<std::unique_ptr<Classifier>> c = Classifier::create_from_bytes(bytes.data(), bytes.size());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidModel);
+  EXPECT_NE(c.status().message().find("anomalens fit"), std::string::npos);
+}
+
+TEST(OneClass, ScoresSeparateHeldOutNormalFromAbnormal) {
+  const Fitted f = fit(60, 0, FitOptions{});
+  EXPECT_EQ(f.summary.fit_images + f.summary.holdout_images, 60);
+  std::unique_ptr<Classifier> c = classifier(f.bytes);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->is_oneclass());
+  std::mt19937 rng(99);  // images never seen in fitting
+  std::vector<float> scores;
+  std::vector<int> labels;
+  for (int i = 0; i < 80; ++i) {
+    const bool abnormal = i % 2 == 1;
+    Result<Verdict> v = c->classify_image(synthetic(&rng, abnormal));
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    EXPECT_GE(v.value().score, 0.f);
+    EXPECT_LE(v.value().score, 1.f);
+    EXPECT_EQ(v.value().score >= 0.5f, v.value().distance >= f.summary.threshold);
+    EXPECT_EQ(v.value().anomaly_map.size(), 64u);
+    scores.push_back(v.value().score);
+    labels.push_back(abnormal);
+  }
+  Result<BinaryMetrics> m = compute_metrics(scores, labels, 0.5f);
+  ASSERT_TRUE(m.ok());
+  EXPECT_GT(m.value().roc_auc, 0.95);
+  EXPECT_GT(m.value().recall, 0.8);
+}
+
+TEST(OneClass, ThresholdMeetsTargetFalsePositiveRate) {
+  FitOptions o;
+  o.fpr = 0.1;
+  o.max_kept = 200;
+  const Fitted f = fit(400, 0, o);  // 80 held out
+  EXPECT_EQ(f.summary.holdout_images, 80);
+  EXPECT_LE(f.summary.holdout_fpr, 0.1 + 1e-9);
+  std::unique_ptr<Classifier> c = classifier(f.bytes);
+  ASSERT_TRUE(c);
+  std::mt19937 rng(1234);
+  int positives = 0;
+  const int n = 300;
+  for (int i = 0; i < n; ++i) {
+    Result<Verdict> v = c->classify_image(synthetic(&rng, false));
+    ASSERT_TRUE(v.ok());
+    positives += v.value().abnormal;
+  }
+  const double fpr = static_cast<double>(positives) / n;
+  EXPECT_NEAR(fpr, 0.1, 0.07) << positives << " of " << n << " fresh normal images flagged";
+}
+
+TEST(OneClass, AbnormalExamplesRefineTheThresholdByF1) {
+  FitOptions o;
+  o.fpr = 0.0;  // most conservative FPR threshold; F1 on examples should move it down or keep it
+  const Fitted f = fit(60, 20, o);
+  EXPECT_EQ(f.summary.abnormal_images, 20);
+  EXPECT_GE(f.summary.f1, 0.8);
+  EXPECT_GT(f.summary.roc_auc, 0.9);
+  EXPECT_GE(f.summary.abnormal_recall, 0.8);
+}
+
+TEST(OneClass, HeatmapPeaksInsideTheDefect) {
+  const Fitted f = fit(60, 0, FitOptions{});
+  std::unique_ptr<Classifier> c = classifier(f.bytes);
+  ASSERT_TRUE(c);
+  c->set_heatmap(true);
+  std::mt19937 rng(5);
+  int inside = 0;
+  const int n = 20;
+  for (int i = 0; i < n; ++i) {
+    Box b;
+    Result<Verdict> v = c->classify_image(synthetic(&rng, true, &b));
+    ASSERT_TRUE(v.ok());
+    const Verdict& r = v.value();
+    ASSERT_EQ(r.heatmap_width, kSize);
+    ASSERT_EQ(r.heatmap_height, kSize);
+    ASSERT_EQ(r.heatmap.size(), static_cast<size_t>(kSize * kSize));
+    const size_t at = std::max_element(r.heatmap.begin(), r.heatmap.end()) - r.heatmap.begin();
+    const int x = static_cast<int>(at % kSize), y = static_cast<int>(at / kSize);
+    // One grid cell is 8 pixels: allow half a cell around the 10x10 spot.
+    inside += x >= b.x0 - 4 && x < b.x1 + 4 && y >= b.y0 - 4 && y < b.y1 + 4;
+  }
+  EXPECT_GE(inside, n * 9 / 10) << inside << " of " << n << " heatmap peaks inside the defect";
+}
+
+TEST(OneClass, MemoryIsBoundedWhateverTheNumberOfImages) {
+  FitOptions o;
+  o.max_kept = 4;
+  const Fitted small = fit(30, 6, o);
+  const Fitted large = fit(300, 60, o);
+  EXPECT_EQ(small.summary.peak_fit_bytes, large.summary.peak_fit_bytes);
+  EXPECT_EQ(small.bytes.size(), large.bytes.size());
+  EXPECT_EQ(large.summary.holdout_images, 60);  // all counted, only 4 kept
+  EXPECT_LT(large.summary.peak_fit_bytes, size_t{4} << 20);
+}
+
+TEST(OneClass, SectionRoundTripAndValidation) {
+  const Fitted f = fit(20, 0, FitOptions{});
+  Result<Model> m = load_model(f.bytes.data(), f.bytes.size());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Shape s = m.value().graph.blobs[m.value().graph.output_blob].shape;
+  Result<OneClassParams> p = parse_oneclass_section(m.value().oneclass_section.data(), m.value().oneclass_section.size(), s);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(serialize_oneclass_section(p.value()), m.value().oneclass_section);
+  EXPECT_NEAR(p.value().score(p.value().threshold), 0.5f, 1e-6);
+  EXPECT_LT(p.value().score(p.value().threshold * 0.9f), 0.5f);
+  EXPECT_GT(p.value().score(p.value().threshold * 1.1f), 0.5f);
+  EXPECT_EQ(p.value().score(0.f), 0.f);
+
+  std::vector<uint8_t> sec = m.value().oneclass_section;
+  Result<OneClassParams> wrong_shape = parse_oneclass_section(sec.data(), sec.size(), Shape{s.c + 1, s.h, s.w});
+  EXPECT_EQ(wrong_shape.status().code(), StatusCode::kInvalidModel);
+  Result<OneClassParams> truncated = parse_oneclass_section(sec.data(), sec.size() - 4, s);
+  EXPECT_EQ(truncated.status().code(), StatusCode::kInvalidModel);
+  std::vector<uint8_t> nan = sec;
+  nan[64] = 0; nan[65] = 0; nan[66] = 0xc0; nan[67] = 0x7f;  // first mean value: NaN
+  EXPECT_EQ(parse_oneclass_section(nan.data(), nan.size(), s).status().code(), StatusCode::kInvalidModel);
+  std::vector<uint8_t> method = sec;
+  method[4] = 9;
+  EXPECT_EQ(parse_oneclass_section(method.data(), method.size(), s).status().code(), StatusCode::kUnsupported);
+
+  // A corrupt section makes the whole file fail to load, naming the section.
+  Model broken = m.value();
+  std::vector<uint8_t> bad = write_alm(broken, {{"oneclass", std::vector<uint8_t>(sec.begin(), sec.end() - 8)}});
+  Result<Model> r = load_model(bad.data(), bad.size());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("oneclass"), std::string::npos);
+}
+
+TEST(OneClass, TooFewImagesFailCleanly) {
+  Result<Model> features = make_feature_model(backbone(), FeatureSpec{});
+  ASSERT_TRUE(features.ok());
+  OneClassFitter fitter(std::move(features).value(), FitOptions{});
+  std::mt19937 rng(3);
+  EXPECT_FALSE(fitter.add_normal(synthetic(&rng, false)).ok());  // init() not called
+  ASSERT_TRUE(fitter.init().ok());
+  ASSERT_TRUE(fitter.add_normal(synthetic(&rng, false)).ok());
+  Result<FitSummary> s = fitter.finish();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(OneClass, UpsamplingFollowsTheGridAndCrop) {
+  const float grid[4] = {0, 1, 2, 3};  // 2x2
+  ModelMeta meta;
+  meta.input_width = meta.input_height = 8;
+  std::vector<float> out;
+  upsample_anomaly_map(grid, 2, 2, meta, 4, 4, &out);
+  ASSERT_EQ(out.size(), 16u);
+  EXPECT_FLOAT_EQ(out[0], 0.f);
+  EXPECT_FLOAT_EQ(out[15], 3.f);
+  EXPECT_GT(out[1 * 4 + 2], out[1 * 4 + 1]);
+  meta.resize = ResizePolicy::kCenterCrop;
+  upsample_anomaly_map(grid, 2, 2, meta, 8, 4, &out);  // window: x in [2, 6)
+  EXPECT_FLOAT_EQ(out[0], out[2]);                       // left of the window: clamped
+  EXPECT_FLOAT_EQ(out[7], 1.f);
+}
+
+}  // namespace
+}  // namespace anomalens
