@@ -86,7 +86,8 @@ const p90 = (v) => { const s = [...v].sort((a, b) => a - b); return s[Math.min(s
 
 // ---- runtimes ----
 async function loadAnomalens(profile = false) {
-  const base = path.join(out, profile ? 'bench_core_profile' : 'bench_core');
+  const base = opt('--module') ? path.resolve(opt('--module')).replace(/\.js$/, '')
+    : path.join(out, profile ? 'bench_core_profile' : 'bench_core');
   const { default: create } = await import(base + '.js');
   return create({ wasmBinary: readFileSync(base + '.wasm') });
 }
@@ -190,11 +191,17 @@ async function profile(name) {
     const [ms, label] = l.split('\t');
     return { ms: +ms, label };
   });
-  const before = snap();
-  const runs = +opt('--rounds', 20);
-  for (let i = 0; i < runs; i++) s.run();
-  const after = snap();
-  const rows = after.map((r, i) => ({ label: r.label, ms: (r.ms - before[i].ms) / runs }));
+  // Per op, the median over runs of its time (the box is shared: medians resist preemption).
+  const runs = +opt('--rounds', 30);
+  const per = [];
+  let prev = snap();
+  for (let i = 0; i < runs; i++) {
+    s.run();
+    const cur = snap();
+    per.push(cur.map((r, j) => r.ms - prev[j].ms));
+    prev = cur;
+  }
+  const rows = prev.map((r, j) => ({ label: r.label, ms: median(per.map((p) => p[j])) }));
   const total = rows.reduce((a, r) => a + r.ms, 0);
   const byType = {};
   for (const r of rows) {
@@ -202,9 +209,14 @@ async function profile(name) {
     const key = t + (r.label.includes(' k3 ') && r.label.match(/ g(\d+) /)[1] !== '1' ? ' dw' : '');
     byType[key] = (byType[key] || 0) + r.ms;
   }
-  console.log(`${name}: ${total.toFixed(3)} ms per run (sum of ops, ${runs} runs)`);
+  console.log(`${name}: ${total.toFixed(3)} ms per run (sum of per-op medians over ${runs} runs)`);
   for (const [k, v] of Object.entries(byType).sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(16)} ${v.toFixed(3)} ms  ${(100 * v / total).toFixed(1)}%`);
-  for (const r of rows) console.log(`${r.ms.toFixed(4).padStart(9)}  ${r.label}`);
+  for (const r of rows) {
+    const m = r.label.match(/ k(\d+) s\d+ g(\d+) (\d+)->(\d+)x(\d+)x(\d+)$/);
+    const macs = m && r.label.startsWith('Conv') ? m[4] * m[5] * m[6] * (m[3] / m[2]) * m[1] * m[1] : 0;
+    const gf = macs && r.ms > 0 ? (2 * macs / (r.ms * 1e6)).toFixed(1).padStart(5) + ' GFLOP/s' : ''.padStart(13);
+    console.log(`${r.ms.toFixed(4).padStart(9)} ${gf}  ${r.label}`);
+  }
 }
 
 async function main() {
