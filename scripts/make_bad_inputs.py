@@ -255,6 +255,11 @@ def images(out):
     for i in range(sos + 20, len(noise_jpg) - 2, 7):
         noise_jpg[i] ^= 0x5A
     add(out, I + "corrupt_jpeg_scan_noise.jpg", bytes(noise_jpg), "any", None, "JPEG scan data scrambled")
+    dht = bytearray(ok_jpg)
+    at = dht.find(b"\xff\xc4")
+    dht[at + 5:at + 21] = b"\xff" * 16  # 16 code lengths x 255 codes: 4080 > 256 symbols
+    add(out, I + "corrupt_jpeg_dht_overflow.jpg", bytes(dht), "fail", "decode_failed",
+        "JPEG DHT declaring 4080 codes: stb_image 2.27 writes past its 257-entry size table")
     add(out, I + "corrupt_jpeg_zero_height.jpg", jpeg_with_size(8, 0), "fail", "decode_failed",
         "JPEG SOF height 0")
     add(out, I + "trunc_gif_header.gif", ok_gif[:8], "fail", "decode_failed", "GIF cut in the header")
