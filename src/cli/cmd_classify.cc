@@ -1,9 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // anomalens classify: one verdict per image; a file that fails is reported and skipped.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "classifier/classifier.h"
 #include "cli/cli_util.h"
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO_UNUSED
+#include <stb/stb_image_write.h>
 
 namespace anomalens {
 
@@ -16,13 +24,47 @@ const char kHelp[] =
     "  --threshold T      override the model's decision threshold (0..1)\n"
     "  --backend B        builtin (default), xnnpack (native) or reference\n"
     "  --max-pixels N     refuse images declaring more pixels (default 64000000)\n"
+    "  --heatmap DIR      one-class models: write DIR/<name>.heatmap.png, the image with its\n"
+    "                     anomaly map overlaid (red = above the threshold)\n"
     "Directories are searched recursively. Exit status: 0 all classified, 1 some failed,\n"
     "2 bad usage or model.\n";
+// Gray version of the image blended with a colour ramp of the per-pixel scores: below 0.5
+// (normal) fades from transparent to yellow, at or above 0.5 from orange to red, opaque.
+bool write_overlay(const std::string& path, const Image& image, const Verdict& v) {
+  const int w = image.width, h = image.height;
+  std::vector<uint8_t> rgb(static_cast<size_t>(w) * h * 3);
+  for (int i = 0; i < w * h; ++i) {
+    float g = 0;
+    for (int c = 0; c < std::min(image.channels, 3); ++c) {
+      g += image.bits == 16 ? image.pixels16[i * image.channels + c] / 257.f : image.pixels8[i * image.channels + c];
+    }
+    g /= std::min(image.channels, 3);
+    const float s = std::min(1.f, std::max(0.f, v.heatmap[i]));
+    float r, gr, b, a;
+    if (s < 0.5f) {
+      r = 255, gr = 230, b = 0, a = 0.6f * s;  // up to 30% yellow
+    } else {
+      r = 255, gr = 160 * (1 - s) * 2, b = 0, a = 0.35f + 0.5f * (s - 0.5f) * 2;
+    }
+    rgb[3 * i + 0] = static_cast<uint8_t>(g * (1 - a) + r * a);
+    rgb[3 * i + 1] = static_cast<uint8_t>(g * (1 - a) + gr * a);
+    rgb[3 * i + 2] = static_cast<uint8_t>(g * (1 - a) + b * a);
+  }
+  return stbi_write_png(path.c_str(), w, h, 3, rgb.data(), w * 3) != 0;
+}
+
+std::string heatmap_path(const std::string& dir, const std::string& file) {
+  std::string base = file.substr(file.find_last_of('/') == std::string::npos ? 0 : file.find_last_of('/') + 1);
+  const size_t dot = base.find_last_of('.');
+  if (dot != std::string::npos && dot > 0) base = base.substr(0, dot);
+  return dir + "/" + base + ".heatmap.png";
+}
+
 }  // namespace
 
 int cmd_classify(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--model", "--threshold", "--backend", "--max-pixels"}, {"--json", "--help", "-h"});
+      {"--model", "--threshold", "--backend", "--max-pixels", "--heatmap"}, {"--json", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
   const cli::Args& args = parsed.value();
   if (args.has("--help") || args.has("-h")) {
@@ -50,6 +92,18 @@ int cmd_classify(int argc, char** argv) {
     clf.decode_options().max_pixels = static_cast<int64_t>(v.value());
   }
   const bool json = args.has("--json");
+  const std::string* heatmap_dir = args.get("--heatmap");
+  if (heatmap_dir) {
+    if (!clf.is_oneclass()) {
+      return cli::fail(Status(StatusCode::kInvalidArgument,
+                              "--heatmap needs a one-class model (output=oneclass, made by anomalens fit)"));
+    }
+    mkdir(heatmap_dir->c_str(), 0777);
+    if (!cli::is_directory(*heatmap_dir)) {
+      return cli::fail(Status(StatusCode::kIoError, "--heatmap " + *heatmap_dir + ": cannot create the directory"));
+    }
+    clf.set_heatmap(true);
+  }
 
   std::vector<std::string> files;
   for (const std::string& p : args.positionals) {
@@ -75,10 +129,24 @@ int cmd_classify(int argc, char** argv) {
       continue;
     }
     const Verdict& r = v.value();
+    std::string overlay;
+    if (heatmap_dir) {
+      Result<Image> image = decode_image(bytes.value().data(), bytes.value().size(), clf.decode_options());
+      overlay = heatmap_path(*heatmap_dir, file);
+      if (!image.ok() || image.value().width != r.heatmap_width || image.value().height != r.heatmap_height ||
+          !write_overlay(overlay, image.value(), r)) {
+        std::fprintf(stderr, "%s: error: cannot write heatmap %s\n", file.c_str(), overlay.c_str());
+        overlay.clear();
+        ++failures;
+      }
+    }
     if (json) {
-      std::printf("{\"file\":%s,\"label\":%s,\"score\":%s,\"threshold\":%s}\n",
+      std::string extra;
+      if (clf.is_oneclass()) extra += ",\"distance\":" + cli::json_number(r.distance);
+      if (!overlay.empty()) extra += ",\"heatmap\":" + cli::json_string(overlay);
+      std::printf("{\"file\":%s,\"label\":%s,\"score\":%s,\"threshold\":%s%s}\n",
                   cli::json_string(file).c_str(), cli::json_string(r.label).c_str(),
-                  cli::json_number(r.score).c_str(), cli::json_number(r.threshold).c_str());
+                  cli::json_number(r.score).c_str(), cli::json_number(r.threshold).c_str(), extra.c_str());
     } else {
       std::printf("%s\t%s\t%.4f\n", file.c_str(), r.label.c_str(), r.score);
     }

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "cli/cli_util.h"
 #include "image/image.h"
 #include "oneclass/oneclass.h"
@@ -30,7 +32,10 @@ const char kHelp[] =
     "  --quiet            no progress bar\n";
 
 void progress(const char* what, size_t done, size_t total, double seconds, bool quiet) {
-  if (quiet) return;
+  // Redrawn at most every 0.1 s on a terminal; elsewhere (logs) only the final line.
+  static double last = -1;
+  if (quiet || (done != total && (!isatty(2) || seconds - last < 0.1))) return;
+  last = seconds;
   const int width = 30;
   const int filled = total ? static_cast<int>(width * done / total) : width;
   std::fprintf(stderr, "\r%-8s [%.*s%*s] %zu/%zu  %.1fs", what, filled, "##############################",
