@@ -67,10 +67,26 @@ export interface CreateOptions {
   model: string | URL | ArrayBuffer | ArrayBufferView | Blob;
   /** URL of anomalens_core.js (default: core/ next to anomalens.js). */
   coreUrl?: string | URL;
+  /**
+   * The non-SIMD build, loaded instead of coreUrl when the browser lacks WebAssembly SIMD
+   * (default: coreUrl with "_nosimd" before ".js", i.e. core/anomalens_core_nosimd.js).
+   */
+  noSimdCoreUrl?: string | URL;
   /** URL of worker.js (default: next to anomalens.js). */
   workerUrl?: string | URL;
   /** The core's .wasm bytes, if the app already has them (the core then fetches nothing). */
   wasmBinary?: ArrayBuffer | ArrayBufferView;
+}
+
+export interface RuntimeInfo {
+  /** The core module that was loaded. */
+  coreUrl: string;
+  /** 'simd' or 'nosimd' (chosen by probing the browser), 'given' when wasmBinary was passed. */
+  build: 'simd' | 'nosimd' | 'given';
+  /** Whether this browser supports WebAssembly SIMD128. */
+  simd: boolean;
+  /** Size of the wasm heap in bytes; it only grows, so this is its peak so far. */
+  wasmMemoryBytes: number | null;
 }
 
 export interface SniffResult {
@@ -88,6 +104,8 @@ export class Anomalens {
   classify(input: ClassifyInput): Promise<ClassifyResult>;
   /** The model card (a copy), or null after a failed create. */
   info(): ModelInfo | null;
+  /** Which core build runs (SIMD or not) and the wasm heap size; queued like classify(). */
+  runtime(): Promise<RuntimeInfo>;
   /** Frees the C++ classifier and the worker once queued calls finish. Idempotent. */
   close(): Promise<void>;
 }

@@ -178,6 +178,8 @@ export class Anomalens {
   /**
    * options.model: URL | ArrayBuffer | Uint8Array | Blob (required).
    * options.coreUrl: URL of anomalens_core.js (default: ./core/ next to this file).
+   * options.noSimdCoreUrl: the non-SIMD build, loaded instead of coreUrl when the browser has no
+   *   WebAssembly SIMD (default: coreUrl with "_nosimd" before ".js").
    * options.workerUrl: URL of worker.js (default: next to this file).
    * options.wasmBinary: the core's .wasm bytes, if the app already has them (skips its fetch).
    */
@@ -200,6 +202,9 @@ export class Anomalens {
     const clf = new Anomalens(worker);
     try {
       const init = { type: 'init', coreUrl, model: modelBytes };
+      if (options.noSimdCoreUrl) {
+        init.noSimdCoreUrl = new URL(options.noSimdCoreUrl, globalThis.location?.href).href;
+      }
       if (options.wasmBinary) {
         const w = options.wasmBinary;
         init.wasmBinary = w instanceof ArrayBuffer ? w.slice(0)
@@ -304,6 +309,18 @@ export class Anomalens {
   info() {
     if (!this._info) return null;
     return structuredClone(this._info);
+  }
+
+  /**
+   * Which core runs and how much memory it holds: {coreUrl, build: 'simd'|'nosimd'|'given',
+   * simd (the browser supports WebAssembly SIMD), wasmMemoryBytes (the wasm heap; it only
+   * grows, so this is its peak so far)}.
+   */
+  runtime() {
+    if (this._closed) {
+      return Promise.reject(new AnomalensError('closed', 'this classifier is closed'));
+    }
+    return this._enqueue(async () => (await this._request({ type: 'runtime' })).runtime);
   }
 
   /** Frees the C++ classifier and the worker after queued calls finish. Safe to call twice. */

@@ -7,9 +7,55 @@
 //   {id, type: 'classify', kind: 'rgba', data, width, height}
 //   {id, type: 'classify', kind: 'blob', blob}                  (decoded by the browser here)
 //   {id, type: 'info'} -> {id, ok, info};  {id, type: 'close'} -> {id, ok}
+//   {id, type: 'runtime'} -> {id, ok, runtime: {coreUrl, build, simd, wasmMemoryBytes}}
+//
+// Core choice: browsers with WebAssembly SIMD (probed with WebAssembly.validate on a 30-byte
+// module) load coreUrl (the SIMD build); others load noSimdCoreUrl (default: coreUrl with
+// "_nosimd" before ".js", i.e. core/anomalens_core_nosimd.js). With wasmBinary the caller has
+// chosen the build, so coreUrl is used as given.
 // Failures answer {id, ok: false, code, message}; nothing is ever thrown across the boundary.
 //
 // createWorkerHandler() is exported so node tests can drive the same code with a fake core.
+
+// The smallest module that needs SIMD128: (func (result v128) (i8x16.splat (i32.const 0))).
+// A browser without SIMD fails to validate it (v128 is an unknown value type there).
+export const kSimdProbe = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,  // magic, version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,        // type section: () -> v128
+  0x03, 0x02, 0x01, 0x00,                          // function section: one function of type 0
+  0x0a, 0x08, 0x01, 0x06, 0x00,                    // code section: one body, 6 bytes, no locals
+  0x41, 0x00, 0xfd, 0x0f, 0x0b,                    // i32.const 0; i8x16.splat; end
+]);
+
+/** True when this engine accepts WebAssembly SIMD128 (never throws). */
+export function supportsWasmSimd(wasm = globalThis.WebAssembly) {
+  try {
+    return typeof wasm?.validate === 'function' && wasm.validate(kSimdProbe) === true;
+  } catch {
+    return false;
+  }
+}
+
+/** URL of the non-SIMD build next to a core: .../name.js -> .../name_nosimd.js. */
+export function noSimdUrlFor(coreUrl) {
+  const url = new URL(coreUrl);
+  url.pathname = url.pathname.replace(/(\.m?js)?$/, (ext) => `_nosimd${ext || '.js'}`);
+  return url.href;
+}
+
+/**
+ * Picks the core build to load: {url, build, wasmName}; build is 'simd', 'nosimd' or 'given'
+ * (the caller passed wasmBinary and so chose the build). wasmName, when set, is the .wasm file
+ * that belongs to url (the non-SIMD core may be a renamed copy whose JS still asks for
+ * anomalens_core.wasm, so its .wasm is looked up by the JS file's own name).
+ */
+export function chooseCore({ coreUrl, noSimdCoreUrl, simd, haveWasmBinary }) {
+  if (haveWasmBinary) return { url: coreUrl, build: 'given', wasmName: null };
+  if (simd) return { url: coreUrl, build: 'simd', wasmName: null };
+  const url = noSimdCoreUrl ?? noSimdUrlFor(coreUrl);
+  const base = new URL(url).pathname.split('/').pop().replace(/\.m?js$/, '');
+  return { url, build: 'nosimd', wasmName: `${base}.wasm` };
+}
 
 function failure(code, message) {
   return { ok: false, code, message };
@@ -86,25 +132,38 @@ async function decodeWithBrowser(blob) {
   }
 }
 
-/** Returns handle(message) -> Promise<reply>; replies are plain, structured-cloneable objects. */
-export function createWorkerHandler() {
+/**
+ * Returns handle(message) -> Promise<reply>; replies are plain, structured-cloneable objects.
+ * options (for tests): simd (boolean, default: probed), importModule (url -> module namespace).
+ */
+export function createWorkerHandler(options = {}) {
+  const simd = options.simd ?? supportsWasmSimd();
+  const importModule = options.importModule ?? ((url) => import(url));
   let core = null;
   let classifier = null;
-  let coreUrl = null;
+  let chosen = null;  // {url, build, wasmName} from chooseCore
   let wasmBinary = null;
   let modelBytes = null;
   let broken = false;
 
   async function load() {
     if (!core) {
+      const coreUrl = chosen.url;
       let factory;
       try {
-        factory = (await import(coreUrl)).default;
+        factory = (await importModule(coreUrl)).default;
       } catch (err) {
+        if (chosen.build === 'nosimd') {
+          return failure('unsupported', 'this browser has no WebAssembly SIMD and the non-SIMD ' +
+            `core could not be loaded from ${coreUrl}: ${err.message}`);
+        }
         return failure('core_load_failed', `cannot load the wasm core from ${coreUrl}: ${err.message}`);
       }
       try {
-        const args = { locateFile: (file) => new URL(file, coreUrl).href };
+        const wasmName = chosen.wasmName;
+        const locateFile = (file) =>
+          new URL(wasmName && file.endsWith('.wasm') ? wasmName : file, coreUrl).href;
+        const args = { locateFile };
         if (wasmBinary) args.wasmBinary = wasmBinary;
         core = await factory(args);
       } catch (err) {
@@ -178,8 +237,9 @@ export function createWorkerHandler() {
     try {
       switch (msg.type) {
         case 'init': {
-          coreUrl = msg.coreUrl;
           wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
+          chosen = chooseCore({ coreUrl: msg.coreUrl, noSimdCoreUrl: msg.noSimdCoreUrl, simd,
+            haveWasmBinary: wasmBinary !== null });
           modelBytes = new Uint8Array(msg.model);
           const loaded = await load();
           if (!loaded.ok) {
@@ -193,6 +253,19 @@ export function createWorkerHandler() {
         case 'info':
           if (!classifier) return failure('not_ready', 'no model loaded');
           return { ok: true, info: plainInfo(classifier.info()) };
+        case 'runtime': {
+          // Wasm memory only grows, so its current size is the peak since the core started.
+          const heap = core?.HEAP8 ?? core?.HEAPU8;
+          return {
+            ok: true,
+            runtime: {
+              coreUrl: chosen?.url ?? null,
+              build: chosen?.build ?? null,
+              simd,
+              wasmMemoryBytes: heap ? heap.length : null,
+            },
+          };
+        }
         case 'close':
           try {
             classifier?.delete();
@@ -212,7 +285,9 @@ export function createWorkerHandler() {
 
 const inWorker = typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope;
 if (inWorker) {
-  const handle = createWorkerHandler();
+  // worker.js?simd=0 forces the non-SIMD core (tests and benchmarks of the fallback).
+  const forceNoSimd = new URL(self.location.href).searchParams.get('simd') === '0';
+  const handle = createWorkerHandler(forceNoSimd ? { simd: false } : {});
   let chain = Promise.resolve();
   self.addEventListener('message', (event) => {
     const msg = event.data;
