@@ -87,7 +87,9 @@ class KerasSamePad(nn.Module):
 
 
 def bn(c):
-    return nn.BatchNorm2d(c, eps=KERAS_BN_EPS, momentum=0.01)
+    # torch default momentum (0.1): Keras's 0.99 (= 0.01 here) makes the running statistics lag
+    # far behind fine-tuned weights on small data sets.
+    return nn.BatchNorm2d(c, eps=KERAS_BN_EPS, momentum=0.1)
 
 
 class InvertedResidual(nn.Module):
@@ -231,3 +233,68 @@ def load_keras_weights(module, weights, strict_backbone=True):
         raise ValueError(f"weights missing for {len(missing)} tensors, e.g. {missing[:5]}")
     module.load_state_dict(sd)
     return loaded
+
+
+def _fold_bn(conv, bnm):
+    """Conv + BatchNorm (eval statistics) -> one Conv with bias."""
+    s = bnm.weight.detach() / torch.sqrt(bnm.running_var + bnm.eps)
+    w = conv.weight.detach() * s[:, None, None, None]
+    b = bnm.bias.detach() - bnm.running_mean * s
+    if conv.bias is not None:
+        b = b + conv.bias.detach() * s
+    return w, b
+
+
+class _FusedConv(nn.Module):
+    def __init__(self, conv, bnm, pad, act):
+        super().__init__()
+        w, b = _fold_bn(conv, bnm)
+        sym = pad is not None and len(set(pad.pads)) == 1
+        self.pad = None if pad is None or sym else pad
+        p = pad.pads[0] if sym else 0
+        self.conv = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                              conv.stride, p, groups=conv.groups, bias=True)
+        with torch.no_grad():
+            self.conv.weight.copy_(w)
+            self.conv.bias.copy_(b)
+        self.act = act
+
+    def forward(self, x):
+        if self.pad is not None:
+            x = self.pad(x)
+        x = self.conv(x)
+        return nn.functional.hardtanh_(x, 0.0, 6.0) if self.act else x
+
+
+class FusedPrefix(nn.Module):
+    """Inference-only copy of Conv1 and blocks 0..upto with BatchNorm folded into the convs,
+    symmetric pads inside the convs and in-place ReLU6: the same function, several times
+    faster on CPU. Used to precompute features of frozen layers. Returns (x, {i: block i
+    output}) for the block indices in `keep`."""
+
+    def __init__(self, net, upto):
+        super().__init__()
+        self.stem = _FusedConv(net.Conv1, net.bn_Conv1, net.Conv1_pad, True)
+        self.blocks = nn.ModuleList()
+        self.residual = []
+        for i, blk in enumerate(net.blocks.values()):
+            if i > upto:
+                break
+            ops = []
+            if blk.has_expand:
+                ops.append(_FusedConv(blk.expand, blk.expand_BN, None, True))
+            ops.append(_FusedConv(blk.depthwise, blk.depthwise_BN, blk.pad, True))
+            ops.append(_FusedConv(blk.project, blk.project_BN, None, False))
+            self.blocks.append(nn.Sequential(*ops))
+            self.residual.append(blk.residual)
+        self.eval()
+
+    def forward(self, x, keep=()):
+        x = self.stem(x)
+        outs = {}
+        for i, (blk, res) in enumerate(zip(self.blocks, self.residual)):
+            y = blk(x)
+            x = x + y if res else y
+            if i in keep:
+                outs[i] = x
+        return x, outs

@@ -38,6 +38,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 CL = None  # torch.channels_last, set in run()
+T_START = time.time()  # the --max-minutes budget counts from here
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".psd", ".pnm", ".pgm", ".ppm",
               ".hdr", ".pic")
 LABELS = ("normal", "abnormal")
@@ -560,8 +561,8 @@ def train(args, model, data, norm, out_dir):
             if bad >= args.patience:
                 log(f"early stop: validation AUC did not improve for {args.patience} epochs")
                 break
-        elapsed = (time.time() - t_start) / 60
-        if args.max_minutes and elapsed + (elapsed / epoch) > args.max_minutes:
+        elapsed = (time.time() - T_START) / 60
+        if args.max_minutes and elapsed + row["seconds"] / 60 > args.max_minutes:
             log(f"stopping: time budget --max-minutes {args.max_minutes} would be exceeded")
             break
     model.load_state_dict(best_state)
@@ -574,9 +575,19 @@ def build_cache(args, model, xtr, xva, norm, gen, aug_cfg):
     augmentations; and for the validation images. Training then runs only the layers after F
     (each step picks one variant per image): the frozen forward pass dominated the cost."""
     import torch
+    from keras_mobilenetv2 import FusedPrefix
     F = args.freeze_through
     variants = args.cache_variants
     model.eval()
+    fused = FusedPrefix(model.backbone, F).to(memory_format=CL)
+    low_taps = [t for t in model.taps if t <= F]
+    with torch.no_grad():  # the fused copy must compute the same function
+        probe = norm(xva[:2]).contiguous(memory_format=CL)
+        a, _ = model.frozen_part(probe, F)
+        b, _ = fused(probe)
+        err = float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+    if err > 1e-4:
+        raise TrainError(f"internal: fused frozen layers differ from the model (rel {err})")
     feats, lows = [], []
     t0 = time.time()
     total = variants * len(xtr) + len(xva)
@@ -585,7 +596,7 @@ def build_cache(args, model, xtr, xva, norm, gen, aug_cfg):
         for v in range(variants + 1):
             src = xva if v == variants else xtr
             out_f, out_l = [], []
-            for idx in batches(len(src), 32):
+            for idx in batches(len(src), 32):  # >= 16: oneDNN also for 1x1 convs
                 xb = src[idx]
                 if v == 1:
                     xb = xb.flip(3)
@@ -595,7 +606,8 @@ def build_cache(args, model, xtr, xva, norm, gen, aug_cfg):
                     xb = xb.flip(2).flip(3)
                 elif v >= 4 and v < variants:
                     xb = augment(xb, gen, aug_cfg)
-                f, low = model.frozen_part(norm(xb).contiguous(memory_format=CL), F)
+                f, kept = fused(norm(xb).contiguous(memory_format=CL), low_taps)
+                low = [kept[t].mean(dim=(2, 3)) for t in low_taps]
                 out_f.append(f.contiguous())
                 out_l.append(low)
                 done += len(idx)
@@ -725,6 +737,20 @@ def cpp_eval(alm_path, items, out_dir):
         return {"error": f"unparsable output: {r.stdout[:300]}"}
 
 
+def write_golden(out_dir, test_items, p_test, thr, per_class=6):
+    """golden.json: PyTorch P(abnormal) and verdict for the first test images of each class
+    (for golden tests of the exported model)."""
+    rows = []
+    for li in range(len(LABELS)):
+        picked = [(it, p) for it, p in zip(test_items, p_test) if it[1] == li][:per_class]
+        for (path, _), p in picked:
+            rows.append({"file": os.path.join(LABELS[li], os.path.basename(path)),
+                         "label": LABELS[li], "p_abnormal": round(float(p), 6),
+                         "verdict": LABELS[int(p >= thr)]})
+    with open(os.path.join(out_dir, "golden.json"), "w") as f:
+        json.dump({"threshold": thr, "images": rows}, f, indent=1)
+
+
 def data_info(path):
     """(training_data, license) from a SOURCE.md / LICENSE next to the data, if present."""
     root = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
@@ -765,7 +791,7 @@ def parse_args(argv):
                     " the backbone is cut after the last")
     ap.add_argument("--freeze-through", type=int, default=10,
                     help="keras-mobilenetv2: freeze Conv1 and blocks 0..N (-1: none)")
-    ap.add_argument("--cache-variants", type=int, default=8,
+    ap.add_argument("--cache-variants", type=int, default=6,
                     help="keras-mobilenetv2 with frozen blocks: precompute the frozen layers' "
                     "features for N fixed variants per training image (image, 3 flips, N-4 "
                     "random augmentations) and train only the later layers; 0: augment every "
@@ -796,7 +822,8 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, default=20240917)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=38.0,
-                    help="stop before an epoch that would exceed this training time")
+                    help="stop before an epoch that would end later than this many minutes "
+                    "after the start (preprocessing and caching included)")
     ap.add_argument("--f16", action="store_true", help="store .alm weights as f16")
     ap.add_argument("--name", default=None, help="model name in the .alm meta")
     ap.add_argument("--smoke", action="store_true",
@@ -957,6 +984,7 @@ def run(args, argv):
     cpp = cpp_eval(alm_path, split["test"], args.out)
     if cpp is not None:
         log(f"anomalens eval (C++) on the test split: {json.dumps(cpp)}")
+    write_golden(args.out, split["test"], pte, thr)
     torch.save(model.state_dict(), os.path.join(args.out, "best.pt"))
     result = {"args": vars(args), "command": cmd, "history": history,
               "threshold": thr, "validation": val_m, "test": test_m,
