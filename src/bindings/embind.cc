@@ -39,6 +39,23 @@ val verdict_object(const Verdict& v) {
   timings.set("preprocess", v.preprocess_ms);
   timings.set("infer", v.infer_ms);
   o.set("timings", timings);
+  if (!v.anomaly_map.empty()) {
+    // One-class models: raw distance and per-location scores (0.5 = threshold), copied out of
+    // the wasm heap (slice) so no view into it escapes.
+    o.set("distance", v.distance);
+    val map = val::object();
+    map.set("width", v.map_width);
+    map.set("height", v.map_height);
+    map.set("data", val(emscripten::typed_memory_view(v.anomaly_map.size(), v.anomaly_map.data())).call<val>("slice"));
+    o.set("anomalyMap", map);
+  }
+  if (!v.heatmap.empty()) {
+    val map = val::object();
+    map.set("width", v.heatmap_width);
+    map.set("height", v.heatmap_height);
+    map.set("data", val(emscripten::typed_memory_view(v.heatmap.size(), v.heatmap.data())).call<val>("slice"));
+    o.set("heatmap", map);
+  }
   return o;
 }
 
@@ -74,6 +91,9 @@ class JsClassifier {
     return o;
   }
 
+  // One-class models: also return `heatmap` (per-pixel scores at the image's size).
+  void set_heatmap(bool on) { c_->set_heatmap(on); }
+
   void set_max_pixels(double n) {
     if (n >= 1) c_->decode_options().max_pixels = static_cast<int64_t>(n);
   }
@@ -89,6 +109,7 @@ class JsClassifier {
     o.set("inputHeight", m.meta.input_height);
     o.set("channels", std::string(channel_name(m.meta.channels)));
     o.set("threshold", m.meta.threshold);
+    o.set("oneclass", c_->is_oneclass());
     o.set("parameters", static_cast<double>(m.graph.parameter_count()));
     o.set("macs", static_cast<double>(m.graph.macs()));
     o.set("layers", static_cast<int>(m.graph.layers.size()));
@@ -124,6 +145,7 @@ EMSCRIPTEN_BINDINGS(anomalens) {
       .function("classifyRgba", &JsClassifier::classify_rgba)
       .function("setThreshold", &JsClassifier::set_threshold)
       .function("setMaxPixels", &JsClassifier::set_max_pixels)
+      .function("setHeatmap", &JsClassifier::set_heatmap)
       .function("info", &JsClassifier::info);
   emscripten::function("createClassifier", &anomalens::create_classifier);
 }
