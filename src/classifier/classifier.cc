@@ -20,7 +20,8 @@ Classifier::Classifier(Model model, std::unique_ptr<Engine> engine)
                 model_.meta.channel_count());
 }
 
-Result<std::unique_ptr<Classifier>> Classifier::create(Model model, Backend backend) {
+Result<std::unique_ptr<Classifier>> Classifier::create(Model model, Backend backend,
+                                                       const EngineOptions& options) {
   // The reference engine reads weights in place, so the engine is built on the graph the
   // Classifier will own (moved into place first, then the engine created from it).
   std::unique_ptr<Classifier> c(new Classifier(std::move(model), nullptr));
@@ -34,17 +35,18 @@ Result<std::unique_ptr<Classifier>> Classifier::create(Model model, Backend back
     if (!p.ok()) return p.status();
     c->oneclass_.reset(new OneClassParams(std::move(p).value()));
   }
-  Result<std::unique_ptr<Engine>> engine = create_engine(c->model_.graph, backend);
+  Result<std::unique_ptr<Engine>> engine = create_engine(c->model_.graph, backend, options);
   if (!engine.ok()) return engine.status();
   c->engine_ = std::move(engine).value();
   return c;
 }
 
 Result<std::unique_ptr<Classifier>> Classifier::create_from_bytes(const uint8_t* data, size_t size,
-                                                                  Backend backend) {
+                                                                  Backend backend,
+                                                                  const EngineOptions& options) {
   Result<Model> model = load_model(data, size);
   if (!model.ok()) return model.status();
-  return create(std::move(model).value(), backend);
+  return create(std::move(model).value(), backend, options);
 }
 
 Result<std::unique_ptr<Classifier>> Classifier::create_from_file(const std::string& path, Backend backend) {

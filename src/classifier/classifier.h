@@ -41,11 +41,14 @@ struct Verdict {
 
 class Classifier {
  public:
-  // Takes the model; builds the engine for `backend`. Fails with the engine's status.
-  static Result<std::unique_ptr<Classifier>> create(Model model, Backend backend = Backend::kBuiltin);
+  // Takes the model; builds the engine for `backend` (options: e.g. threads, see engine.h).
+  // Fails with the engine's status.
+  static Result<std::unique_ptr<Classifier>> create(Model model, Backend backend = Backend::kBuiltin,
+                                                    const EngineOptions& options = EngineOptions());
   // Validates the bytes as an .alm file first (kInvalidModel / kUnsupported).
   static Result<std::unique_ptr<Classifier>> create_from_bytes(const uint8_t* data, size_t size,
-                                                               Backend backend = Backend::kBuiltin);
+                                                               Backend backend = Backend::kBuiltin,
+                                                               const EngineOptions& options = EngineOptions());
   static Result<std::unique_ptr<Classifier>> create_from_file(const std::string& path,
                                                               Backend backend = Backend::kBuiltin);
 

@@ -9,6 +9,7 @@
 //   if (!e.ok()) return e.status();
 //   e.value()->run(input_hwc);               // input: Shape of graph.input_blob, HWC floats
 //   const float* y = e.value()->output();    // output blob, HWC order, output_size() floats
+//   create_engine(model.graph, Backend::kBuiltin, EngineOptions{2});   // ops split over 2 threads
 #pragma once
 
 #include <cstddef>
@@ -34,9 +35,18 @@ class Engine {
   virtual Backend backend() const = 0;
 };
 
+struct EngineOptions {
+  // kBuiltin: threads that run each op (the caller counts as one; 0 = the machine's core count,
+  // at most 64). Results do not depend on it. Builds without thread support (the single-threaded
+  // wasm bundle) run on the calling thread whatever the value. Other backends ignore it.
+  int threads = 1;
+};
+
 // The graph must outlive the engine only for kReference (which reads weights in place);
 // kBuiltin and kXnnpack copy what they need. Fails with kUnsupported when the backend cannot run
-// a layer (naming it) and kOutOfMemory when buffers cannot be had.
-Result<std::unique_ptr<Engine>> create_engine(const Graph& graph, Backend backend);
+// a layer (naming it), kOutOfMemory when buffers cannot be had and kInvalidArgument for
+// options.threads outside [0, 64].
+Result<std::unique_ptr<Engine>> create_engine(const Graph& graph, Backend backend,
+                                              const EngineOptions& options = EngineOptions());
 
 }  // namespace anomalens

@@ -6,6 +6,10 @@
 //  - convolutions and pools get indirection buffers: for each output pixel and kernel tap, a
 //    pointer to the input pixel or to a shared zero (or -inf) row for padding.
 // run() then only copies the input in and calls kernels: no allocation, no shape logic.
+// With threads > 1, the heavy ops split their work over a ThreadPool (one barrier per op):
+// gemm/igemm by blocks of MR output rows, dwconv/pools by output pixels, element-wise passes by
+// 64-float chunks. Every output element is computed by the same kernel call as with one thread,
+// so results are bit-identical whatever the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -21,6 +25,7 @@
 #include "nn/activation.h"
 #include "nn/engine.h"
 #include "nn/engine_internal.h"
+#include "nn/thread_pool.h"
 
 namespace anomalens {
 
@@ -46,8 +51,31 @@ size_t round_up(size_t n, size_t q) { return (n + q - 1) / q * q; }
 // One executable step; pointers into the arena are fixed at creation.
 struct Op {
   virtual ~Op() = default;
-  virtual void run() = 0;
+  virtual void run(ThreadPool& pool) = 0;
 };
+
+// Tasks for `units` independent units of work: one per thread is enough when every task costs
+// the same, a few more let a thread that starts late (or was preempted) hand over its share.
+size_t task_count(size_t units, const ThreadPool& pool) {
+  if (pool.threads() == 1) return 1;
+  return std::min(units, static_cast<size_t>(pool.threads()) * 4);
+}
+// Units [first, last) of task t out of `tasks`.
+inline size_t task_begin(size_t t, size_t tasks, size_t units) { return t * units / tasks; }
+
+// Splits an element-wise pass over `count` floats into 64-float-aligned chunks, so SIMD kernels
+// see the same full vectors and the same tail as in one call.
+template <class F>
+void parallel_elementwise(ThreadPool& pool, size_t count, const F& f) {
+  constexpr size_t kChunk = 64;
+  const size_t chunks = (count + kChunk - 1) / kChunk;
+  const size_t tasks = count < 4096 ? 1 : task_count(chunks, pool);
+  pool.parallel_for(tasks, [&](size_t t) {
+    const size_t b = task_begin(t, tasks, chunks) * kChunk;
+    const size_t e = std::min(count, task_begin(t + 1, tasks, chunks) * kChunk);
+    if (e > b) f(b, e - b);
+  });
+}
 
 anomalens_f32_minmax_params minmax_of(const Layer& l) {
   anomalens_f32_minmax_params p;
@@ -66,8 +94,9 @@ struct PostActivation {
     data = out;
     count = n;
   }
-  void run() const {
-    if (fn) fn(count * sizeof(float), data, data);
+  void run(ThreadPool& pool) const {
+    if (!fn) return;
+    parallel_elementwise(pool, count, [&](size_t b, size_t n) { fn(n * sizeof(float), data + b, data + b); });
   }
 };
 
@@ -88,18 +117,26 @@ struct GemmOp : Op {
   size_t m, n, k;
   anomalens_f32_minmax_params params;
   PostActivation post;
-  void run() override {
+  void run(ThreadPool& pool) override {
+    const size_t mr = cfg->gemm_mr;
+    const size_t blocks = (m + mr - 1) / mr;
+    const size_t tasks = task_count(blocks, pool);
+    pool.parallel_for(tasks, [&](size_t t) {
+      rows(task_begin(t, tasks, blocks) * mr, std::min(m, task_begin(t + 1, tasks, blocks) * mr));
+    });
+    post.run(pool);
+  }
+  void rows(size_t i0, size_t i1) const {
     const size_t mr = cfg->gemm_mr, nr = cfg->gemm_nr;
     const size_t nb = column_block(n, k, nr);
     for (size_t j = 0; j < n; j += nb) {
       const float* w = packed.data() + j / nr * (nr + k * nr);
       const size_t nc = std::min(nb, n - j);
-      for (size_t i = 0; i < m; i += mr) {
-        cfg->gemm(std::min(mr, m - i), nc, k * sizeof(float), a + i * k, k * sizeof(float), w,
+      for (size_t i = i0; i < i1; i += mr) {
+        cfg->gemm(std::min(mr, i1 - i), nc, k * sizeof(float), a + i * k, k * sizeof(float), w,
                   c + i * n + j, n * sizeof(float), nr * sizeof(float), &params);
       }
     }
-    post.run();
   }
 };
 
@@ -113,7 +150,16 @@ struct IgemmOp : Op {
   size_t pixels, taps, groups, cin_g, cout_g, cout;
   anomalens_f32_minmax_params params;
   PostActivation post;
-  void run() override {
+  void run(ThreadPool& pool) override {
+    const size_t mr = cfg->igemm_mr;
+    const size_t blocks = (pixels + mr - 1) / mr;
+    const size_t tasks = task_count(blocks, pool);
+    pool.parallel_for(tasks, [&](size_t t) {
+      row_blocks(task_begin(t, tasks, blocks), task_begin(t + 1, tasks, blocks));
+    });
+    post.run(pool);
+  }
+  void row_blocks(size_t b0, size_t b1) {
     const size_t mr = cfg->igemm_mr, nr = cfg->igemm_nr;
     const size_t ks = taps * mr * sizeof(void*);
     const size_t nb = column_block(cout_g, taps * cin_g, nr);
@@ -121,7 +167,7 @@ struct IgemmOp : Op {
       for (size_t j = 0; j < cout_g; j += nb) {
         const float* w = packed.data() + g * packed_group_floats + j / nr * (nr + taps * cin_g * nr);
         const size_t nc = std::min(nb, cout_g - j);
-        for (size_t i = 0, block = 0; i < pixels; i += mr, ++block) {
+        for (size_t block = b0, i = b0 * mr; block < b1; i += mr, ++block) {
           cfg->igemm(std::min(mr, pixels - i), nc, cin_g * sizeof(float), ks,
                      indirection.data() + block * taps * mr, w, c + i * cout + g * cout_g + j,
                      cout * sizeof(float), nr * sizeof(float), g * cin_g * sizeof(float), zero,
@@ -129,7 +175,6 @@ struct IgemmOp : Op {
         }
       }
     }
-    post.run();
   }
 };
 
@@ -142,10 +187,16 @@ struct DwconvOp : Op {
   size_t channels, pixels, taps;
   anomalens_f32_minmax_params params;
   PostActivation post;
-  void run() override {
-    cfg->dwconv(channels, pixels, taps, indirection.data(), packed.data(), out,
-                taps * sizeof(void*), 0, 0, zero, &params);
-    post.run();
+  void run(ThreadPool& pool) override {
+    const size_t tasks = pixels * channels * taps < 16384 ? 1 : task_count(pixels, pool);
+    pool.parallel_for(tasks, [&](size_t t) {
+      const size_t p0 = task_begin(t, tasks, pixels), p1 = task_begin(t + 1, tasks, pixels);
+      if (p1 > p0) {
+        cfg->dwconv(channels, p1 - p0, taps, indirection.data() + p0 * taps, packed.data(),
+                    out + p0 * channels, taps * sizeof(void*), 0, 0, zero, &params);
+      }
+    });
+    post.run(pool);
   }
 };
 
@@ -156,13 +207,19 @@ struct PoolOp : Op {
   std::vector<float> multiplier;
   float* out;
   size_t channels, pixels, taps;
-  void run() override {
-    if (is_max) {
-      cfg->maxpool(pixels, taps, channels, indirection.data(), out, taps * sizeof(void*));
-    } else {
-      cfg->avgpool(pixels, taps, channels, indirection.data(), out, taps * sizeof(void*),
-                   multiplier.data());
-    }
+  void run(ThreadPool& pool) override {
+    const size_t tasks = pixels * channels * taps < 16384 ? 1 : task_count(pixels, pool);
+    pool.parallel_for(tasks, [&](size_t t) {
+      const size_t p0 = task_begin(t, tasks, pixels), p1 = task_begin(t + 1, tasks, pixels);
+      if (p1 == p0) return;
+      const float** ind = indirection.data() + p0 * taps;
+      if (is_max) {
+        cfg->maxpool(p1 - p0, taps, channels, ind, out + p0 * channels, taps * sizeof(void*));
+      } else {
+        cfg->avgpool(p1 - p0, taps, channels, ind, out + p0 * channels, taps * sizeof(void*),
+                     multiplier.data() + p0);
+      }
+    });
   }
 };
 
@@ -171,7 +228,7 @@ struct GlobalAvgPoolOp : Op {
   const float* in;
   float* out;
   size_t rows, channels;
-  void run() override { cfg->gavgpool(rows, channels, in, out, 1.f / static_cast<float>(rows)); }
+  void run(ThreadPool&) override { cfg->gavgpool(rows, channels, in, out, 1.f / static_cast<float>(rows)); }
 };
 
 struct BinaryOp : Op {
@@ -181,9 +238,9 @@ struct BinaryOp : Op {
   size_t count;
   anomalens_f32_minmax_params params;
   PostActivation post;
-  void run() override {
-    fn(count * sizeof(float), a, b, y, &params);
-    post.run();
+  void run(ThreadPool& pool) override {
+    parallel_elementwise(pool, count, [&](size_t i, size_t n) { fn(n * sizeof(float), a + i, b + i, y + i, &params); });
+    post.run(pool);
   }
 };
 
@@ -192,7 +249,7 @@ struct ChannelScaleOp : Op {
   const float *x, *scale;
   float* y;
   size_t rows, channels;
-  void run() override { fn(rows, channels, x, scale, y); }
+  void run(ThreadPool&) override { fn(rows, channels, x, scale, y); }
 };
 
 struct ConcatOp : Op {
@@ -200,7 +257,7 @@ struct ConcatOp : Op {
   std::vector<Part> parts;
   float* out;
   size_t pixels, out_channels;
-  void run() override {
+  void run(ThreadPool&) override {
     size_t c0 = 0;
     for (const Part& p : parts) {
       for (size_t i = 0; i < pixels; ++i) {
@@ -215,7 +272,7 @@ struct FlattenOp : Op {  // HWC -> CHW order (PyTorch's flatten); a copy when H*
   const float* in;
   float* out;
   size_t pixels, channels;
-  void run() override {
+  void run(ThreadPool&) override {
     for (size_t p = 0; p < pixels; ++p)
       for (size_t c = 0; c < channels; ++c) out[c * pixels + p] = in[p * channels + c];
   }
@@ -227,7 +284,7 @@ struct ActivationOp : Op {
   size_t count;
   anomalens_f32_minmax_params params;
   anomalens_f32_vunary_ukernel_fn fn = nullptr;
-  void run() override {
+  void run(ThreadPool&) override {
     if (fn) {
       fn(count * sizeof(float), in, out);
       return;
@@ -240,7 +297,7 @@ struct SoftmaxOp : Op {
   const float* in;
   float* out;
   size_t pixels, channels;
-  void run() override {
+  void run(ThreadPool&) override {
     for (size_t p = 0; p < pixels; ++p) {
       const float* x = in + p * channels;
       float* y = out + p * channels;
@@ -255,6 +312,7 @@ struct SoftmaxOp : Op {
 
 class BuiltinEngine : public Engine {
  public:
+  explicit BuiltinEngine(int threads) : pool_(threads) {}
   Status build(const Graph& g);
   Status run(const float* input) override {
     std::memcpy(input_, input, input_count_ * sizeof(float));
@@ -262,12 +320,12 @@ class BuiltinEngine : public Engine {
     auto& profile = builtin_engine_profile();
     for (size_t i = 0; i < ops_.size(); ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      ops_[i]->run();
+      ops_[i]->run(pool_);
       profile[i].second +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
 #else
-    for (auto& op : ops_) op->run();
+    for (auto& op : ops_) op->run(pool_);
 #endif
     return Status::Ok();
   }
@@ -285,6 +343,7 @@ class BuiltinEngine : public Engine {
                                          const float* in, const float* pad) const;
   float* blob(int b) { return arena_ + offsets_[b]; }
 
+  ThreadPool pool_;
   const anomalens_kernel_config* cfg_ = anomalens_kernel_config_get();
   std::vector<float> storage_;
   float* arena_ = nullptr;
@@ -599,8 +658,8 @@ Status BuiltinEngine::build(const Graph& g) {
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> create_builtin_engine(const Graph& graph) {
-  auto engine = std::make_unique<BuiltinEngine>();
+Result<std::unique_ptr<Engine>> create_builtin_engine(const Graph& graph, int threads) {
+  auto engine = std::make_unique<BuiltinEngine>(threads);
   ANOMALENS_RETURN_IF_ERROR(engine->build(graph));
   return std::unique_ptr<Engine>(std::move(engine));
 }

@@ -9,6 +9,6 @@
 namespace anomalens {
 
 Result<std::unique_ptr<Engine>> create_reference_engine(const Graph& graph);
-Result<std::unique_ptr<Engine>> create_builtin_engine(const Graph& graph);
+Result<std::unique_ptr<Engine>> create_builtin_engine(const Graph& graph, int threads);
 
 }  // namespace anomalens

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "nn/thread_pool.h"
+
+#include <chrono>
+#include <thread>
+
+namespace anomalens {
+namespace {
+
+constexpr int kTaskBits = 22;
+constexpr uint64_t kTaskMask = (uint64_t{1} << kTaskBits) - 1;
+constexpr int kGenerationShift = 2 * kTaskBits;
+
+uint64_t generation_of(uint64_t job) { return job >> kGenerationShift; }
+uint64_t tasks_of(uint64_t job) { return (job >> kTaskBits) & kTaskMask; }
+uint64_t next_of(uint64_t job) { return job & kTaskMask; }
+
+// How long a worker keeps polling for the next job before it sleeps. Ops follow each other
+// within microseconds during an inference; a condition-variable wake-up costs tens of them.
+constexpr std::chrono::microseconds kSpin(200);
+
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+constexpr bool kHaveThreads = false;  // wasm built without -pthread: the caller does all work
+#else
+constexpr bool kHaveThreads = true;
+#endif
+
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) {
+  if (!kHaveThreads) return;
+  for (int i = 1; i < threads; ++i) {
+    pthread_t t;
+    if (pthread_create(&t, nullptr, &ThreadPool::worker_main, this) != 0) break;
+    workers_.push_back(t);
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_.store(true);
+  }
+  cv_.notify_all();
+  for (pthread_t t : workers_) pthread_join(t, nullptr);
+}
+
+void* ThreadPool::worker_main(void* self) {
+  static_cast<ThreadPool*>(self)->worker_loop();
+  return nullptr;
+}
+
+void ThreadPool::worker_loop() {
+  uint64_t seen = generation_of(job_.load());
+  for (;;) {
+    const auto spin_end = std::chrono::steady_clock::now() + kSpin;
+    for (unsigned i = 1; generation_of(job_.load(std::memory_order_acquire)) == seen && !stop_.load(std::memory_order_relaxed); ++i) {
+      if (i % 64 == 0 && std::chrono::steady_clock::now() > spin_end) {
+        std::unique_lock<std::mutex> lock(mu_);
+        // seq_cst on sleepers_ and job_: either run() sees this sleeper and notifies, or the
+        // predicate sees the new job.
+        sleepers_.fetch_add(1);
+        cv_.wait(lock, [&] { return stop_.load() || generation_of(job_.load()) != seen; });
+        sleepers_.fetch_sub(1);
+        break;
+      }
+    }
+    if (stop_.load()) return;
+    seen = generation_of(job_.load(std::memory_order_acquire));
+    const size_t n = work(seen);
+    if (n) done_.fetch_add(n, std::memory_order_acq_rel);
+  }
+}
+
+size_t ThreadPool::work(uint64_t generation) {
+  size_t ran = 0;
+  uint64_t job = job_.load(std::memory_order_acquire);
+  for (;;) {
+    if (generation_of(job) != generation || next_of(job) >= tasks_of(job)) return ran;
+    if (!job_.compare_exchange_weak(job, job + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    // A claimed task keeps its job from completing, so fn_ and ctx_ are still this job's.
+    fn_(ctx_, static_cast<size_t>(next_of(job)));
+    ++ran;
+    job = job_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::run(size_t tasks, TaskFn fn, void* ctx) {
+  if (tasks == 0) return;
+  if (workers_.empty() || tasks == 1 || tasks > kMaxTasks) {
+    for (size_t i = 0; i < tasks; ++i) fn(ctx, i);
+    return;
+  }
+  fn_ = fn;
+  ctx_ = ctx;
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t generation = (generation_of(job_.load()) + 1) & ((uint64_t{1} << (64 - kGenerationShift)) - 1);
+  job_.store(generation << kGenerationShift | uint64_t{tasks} << kTaskBits);
+  if (sleepers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    cv_.notify_all();
+  }
+  size_t finished = work(generation);
+  // Workers still inside a task of this job: wait for them (tasks are short).
+  for (unsigned i = 0; done_.load(std::memory_order_acquire) + finished < tasks; ++i) {
+    if (i > 1024) std::this_thread::yield();
+  }
+}
+
+}  // namespace anomalens

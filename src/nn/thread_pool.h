@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// ThreadPool: a small persistent pool for the builtin engine. The calling thread takes part in
+// every job; `threads - 1` workers are started once, spin briefly between jobs (an inference is
+// a chain of short jobs, one per op) and then sleep on a condition variable.
+//
+//   ThreadPool pool(2);                      // one worker + the caller
+//   pool.parallel_for(blocks, [&](size_t i) { compute_block(i); });   // returns when all done
+//
+// Tasks are handed out one at a time from an atomic counter, so a worker that starts late (or
+// never: a build without threads, a failed thread start) only means the caller does more of
+// them. Which thread runs a task never changes what the task computes. parallel_for allocates
+// nothing. Not reentrant: one job at a time, from one calling thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <pthread.h>
+
+namespace anomalens {
+
+class ThreadPool {
+ public:
+  // `threads` counts the caller: 1 starts no worker. Workers that cannot be started (no thread
+  // support in this build, or the system refuses) are left out; threads() tells how many run.
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(ctx, i) once for every i in [0, tasks); returns after all calls have returned.
+  using TaskFn = void (*)(void* ctx, size_t task);
+  void run(size_t tasks, TaskFn fn, void* ctx);
+
+  template <class F>
+  void parallel_for(size_t tasks, const F& f) {
+    run(tasks, [](void* c, size_t i) { (*static_cast<const F*>(c))(i); },
+        const_cast<void*>(static_cast<const void*>(&f)));
+  }
+
+  // Largest task count one job may have.
+  static constexpr size_t kMaxTasks = (size_t{1} << 22) - 1;
+
+ private:
+  static void* worker_main(void* self);
+  void worker_loop();
+  // Claims and runs tasks of job `generation` until none is left; returns how many it ran.
+  size_t work(uint64_t generation);
+
+  // Job word: generation (20 bits) | task count (22 bits) | next task (22 bits). Packing them
+  // lets a late worker claim a task only from the job it saw published.
+  std::atomic<uint64_t> job_{0};
+  std::atomic<size_t> done_{0};
+  TaskFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
+  std::vector<pthread_t> workers_;  // joined in the destructor
+};
+
+}  // namespace anomalens
