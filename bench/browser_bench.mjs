@@ -219,6 +219,7 @@ async function libraryRuns(browser, srv, image, runs, workerUrl) {
     const infer = [];
     const decode = [];
     const preprocess = [];
+    const worker = [];
     let score = null;
     for (let i = 0; i < runs + 3; i++) {
       const s = performance.now();
@@ -228,12 +229,13 @@ async function libraryRuns(browser, srv, image, runs, workerUrl) {
         infer.push(res.timings.infer);
         decode.push(res.timings.decode);
         preprocess.push(res.timings.preprocess);
+        worker.push(res.timings.worker);
       }
       score = res.score;
     }
     const after = await clf.runtime();
     await clf.close();
-    return { createMs, afterLoad, after, times, infer, decode, preprocess, score };
+    return { createMs, afterLoad, after, times, infer, decode, preprocess, worker, score };
   }, { b64: image.b64, runs, workerUrl });
   await context.close();
   return r;
@@ -318,6 +320,7 @@ async function main() {
       }
       scores[build] = lib.score;
       emitStats(`library_classify_${build}`, lib.times, { to: 'Anomalens.classify() resolved (PNG bytes)' });
+      emitStats(`library_worker_${build}`, lib.worker, { to: 'time inside the worker (decode to result)' });
       emitStats(`library_decode_${build}`, lib.decode, { to: 'core timings.decode (PNG decode in wasm)' });
       emitStats(`library_preprocess_${build}`, lib.preprocess, { to: 'core timings.preprocess' });
       emitStats(`library_infer_${build}`, lib.infer, { to: 'core timings.infer' });
