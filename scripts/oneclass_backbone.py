@@ -29,6 +29,7 @@ def main(argv=None):
     ap.add_argument("--last", default="block_13_expand",
                     help="cut after the first layer whose name starts with this (default block_13_expand)")
     ap.add_argument("--f16", action="store_true", help="store weights as f16 (half the size)")
+    ap.add_argument("--size", type=int, default=224, help="input width and height (default 224)")
     a = ap.parse_args(argv)
     import tfjs_import
     path = a.model or tfjs_import.NSFWJS_DIR
@@ -41,7 +42,7 @@ def main(argv=None):
         import torch
         with torch.no_grad():
             n_out = net(torch.zeros(1, 3, 224, 224)).shape[1]
-        tfjs_import.to_alm(path, full, [f"c{i}" for i in range(n_out)])
+        tfjs_import.to_alm(path, full, [f"c{i}" for i in range(n_out)], size=a.size)
         meta, lines, tensors = alm.read_alm(full)
     kept, cut = [], None
     for line in lines:
