@@ -49,7 +49,7 @@ Status decode_error(const uint8_t* data, size_t size, const char* reason) {
                   "not a recognised image format (PNG, JPEG, BMP, GIF, TGA)");
   }
   return Status(StatusCode::kDecodeFailed, std::string("corrupt or unsupported ") + fmt + " (" +
-                                               (reason ? reason : "unknown reason") + ")");
+                                               (reason && *reason ? reason : "unknown reason") + ")");
 }
 
 uint32_t be16(const uint8_t* p) { return uint32_t{p[0]} << 8 | p[1]; }
@@ -97,6 +97,43 @@ bool declared_size(const uint8_t* d, size_t n, int64_t* w, int64_t* h) {
   return false;
 }
 
+// stb_image 2.27 (Debian) trusts a JPEG Huffman table's code counts: more than 256 codes
+// overflow its tables. Every DHT segment (also those between progressive scans) is checked
+// here first. Returns an empty string when the stream is acceptable, else the reason.
+std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n) {
+  size_t pos = 2;
+  while (pos + 4 <= n) {
+    if (d[pos] != 0xFF) {  // inside entropy-coded data: find the next marker
+      ++pos;
+      continue;
+    }
+    const uint8_t m = d[pos + 1];
+    if (m == 0xFF || m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {
+      pos += (m == 0xFF) ? 1 : 2;  // fill byte, stuffed zero, restart marker, TEM
+      continue;
+    }
+    if (m == 0xD9) return "";  // end of image
+    const size_t len = be16(d + pos + 2);
+    if (len < 2 || pos + 2 + len > n) return "";  // truncation: stb reports it
+    if (m == 0xC4) {
+      size_t t = pos + 4;
+      const size_t end = pos + 2 + len;
+      while (t < end) {
+        if (end - t < 17) return "Huffman table segment too short";
+        const int table_class = d[t] >> 4, table_id = d[t] & 15;
+        if (table_class > 1 || table_id > 3) return "Huffman table class/id out of range";
+        size_t codes = 0;
+        for (int i = 1; i <= 16; ++i) codes += d[t + i];
+        if (codes > 256) return "Huffman table declares " + std::to_string(codes) + " codes, at most 256";
+        if (end - t - 17 < codes) return "Huffman table values run past the segment";
+        t += 17 + codes;
+      }
+    }
+    pos += 2 + len;
+  }
+  return "";
+}
+
 }  // namespace
 
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options) {
@@ -110,10 +147,16 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
                       std::to_string(declared_w * declared_h) + " pixels, above the limit of " +
                       std::to_string(options.max_pixels) + " (raise max_pixels to allow it)");
   }
+  const char* format = sniff_format(data, size);
+  if (format && std::strcmp(format, "JPEG") == 0) {
+    const std::string bad = check_jpeg_huffman_tables(data, size);
+    if (!bad.empty()) return decode_error(data, size, bad.c_str());
+  }
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     return decode_error(data, size, stbi_failure_reason());
   }
+  if (h < 0 && h > -STBI_MAX_DIMENSIONS) h = -h;  // stb reports top-down BMP heights negative
   const int64_t pixels = int64_t{w} * h;
   if (w < 1 || h < 1) return decode_error(data, size, "zero width or height");
   if (pixels > options.max_pixels) {

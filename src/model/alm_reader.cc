@@ -26,6 +26,8 @@ constexpr int64_t kMaxWeightBytes = int64_t{512} << 20;
 constexpr size_t kMaxLayers = 4096;
 constexpr size_t kMaxTensors = 65536;
 constexpr int kMaxKernel = 64;
+// All blobs together (an upper bound of the engines' activation memory): 256 MiB of floats.
+constexpr int64_t kMaxTotalBlobElements = int64_t{1} << 26;
 
 Status invalid(const std::string& msg) { return Status(StatusCode::kInvalidModel, msg); }
 
@@ -620,6 +622,12 @@ Status parse_graph(const std::string& text, Graph* graph) {
     graph->layers.push_back(std::move(layer));
   }
   if (graph->layers.size() < 2) return invalid("graph: needs an Input layer and at least one more");
+  int64_t total = 0;
+  for (const Blob& b : graph->blobs) total += b.shape.elements();
+  if (total > kMaxTotalBlobElements) {
+    return invalid("graph: activations total " + std::to_string(total) + " values (" +
+                   std::to_string(total * 4 >> 20) + " MiB), above the budget of 2^26 values (256 MiB)");
+  }
   graph->input_blob = 0;
   std::vector<std::string> unconsumed;
   for (size_t b = 0; b < graph->blobs.size(); ++b) {
@@ -716,6 +724,12 @@ Result<Model> load_model(const uint8_t* data, size_t size) {
       model.oneclass_section.assign(data + s.offset, data + s.offset + s.size);
     }
     return model;
+  }
+  const Blob& out_blob = model.graph.blobs[model.graph.output_blob];
+  if (meta.output == OutputKind::kProbabilities &&
+      model.graph.layers[out_blob.producer].type != LayerType::kSoftmax) {
+    return invalid("meta output=probabilities but the graph output \"" + out_blob.name +
+                   "\" is not produced by a Softmax layer");
   }
   const int64_t outputs = model.graph.blobs[model.graph.output_blob].shape.elements();
   const int64_t want = meta.output == OutputKind::kSigmoid ? 1 : 2;
