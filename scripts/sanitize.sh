@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Native test suite under AddressSanitizer + UndefinedBehaviorSanitizer (build/asan, Debug).
+# Native test suite under AddressSanitizer + UndefinedBehaviorSanitizer (build/asan, -O2 -g).
 #   ./scripts/sanitize.sh            configure, build, generate missing fixtures, run ctest
 #   JOBS=1 ./scripts/sanitize.sh     fewer parallel compile jobs (default 2)
 # Any ASan/UBSan report aborts the test binary (-fno-sanitize-recover=all), so ctest fails.
@@ -9,7 +9,7 @@ jobs="${JOBS:-2}"
 py=/usr/bin/python3
 start=$(date +%s)
 
-cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DANOMALENS_SANITIZE=ON ${CMAKE_ARGS:-} >/dev/null
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DANOMALENS_SANITIZE=ON ${CMAKE_ARGS:-} >/dev/null
 cmake --build build/asan -j "$jobs"
 
 # The native tests read generated fixtures from build/fixtures (models, golden outputs).

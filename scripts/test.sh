@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: set up, build both targets, generate fixtures, then run the native and wasm
-# GoogleTest suites, the Python tests, and the node/Chromium tests. Each suite runs even if an
+# GoogleTest suites, the Python tests, the node/Chromium tests and the hostile-input corpus,
+# the native suites again under ASan + UBSan, and each libFuzzer target for 60 s. Each suite runs even if an
 # earlier one failed; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,9 @@ suite "fixtures" bash -c "$py scripts/make_fixtures.py build/fixtures && $py scr
 suite "native (ctest)" ctest --test-dir build/native --output-on-failure
 suite "wasm under node (ctest)" ctest --test-dir build/wasm --output-on-failure
 suite "python" $py -m unittest discover -s tests/python
-suite "node and browser" node --test --test-reporter=spec tests/js/ tests/web/
+suite "node, browser and hostile input" node --test --test-reporter=spec tests/js/ tests/web/ tests/hostile/
+suite "sanitizers (ASan + UBSan)" ./scripts/sanitize.sh
+suite "fuzzers (60 s each)" tests/fuzz/run_fuzzers.sh 60
 
 echo
 if [ "$failed" -gt 0 ]; then echo "failed suites: ${failed_names[*]}"; fi
