@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The only place stb_image is compiled. Only the formats Anomalens promises are enabled, which
 // also keeps stb's less-hardened decoders (PSD, PIC, PNM, HDR) away from untrusted input.
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -114,10 +115,11 @@ std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n) {
     }
     if (m == 0xD9) return "";  // end of image
     const size_t len = be16(d + pos + 2);
-    if (len < 2 || pos + 2 + len > n) return "";  // truncation: stb reports it
+    if (len < 2) return "";  // stb reports a bad length
     if (m == 0xC4) {
+      // A segment cut short by the end of the file is still checked: stb parses it first.
       size_t t = pos + 4;
-      const size_t end = pos + 2 + len;
+      const size_t end = std::min(pos + 2 + len, n);
       while (t < end) {
         if (end - t < 17) return "Huffman table segment too short";
         const int table_class = d[t] >> 4, table_id = d[t] & 15;
@@ -129,6 +131,7 @@ std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n) {
         t += 17 + codes;
       }
     }
+    if (pos + 2 + len > n) return "";  // truncated elsewhere: stb reports it
     pos += 2 + len;
   }
   return "";
