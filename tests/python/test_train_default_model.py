@@ -23,7 +23,83 @@ ELPV = os.path.join(os.path.dirname(_paths.ROOT), "shared", "data", "elpv")
 CLI = os.path.join(_paths.ROOT, "build", "native", "anomalens")
 TOL = 1e-3
 # GOLDEN_BEGIN (golden.json written by scripts/train.py)
-GOLDEN = {"images": []}
+GOLDEN = {
+ "threshold": 0.6270036697387695,
+ "images": [
+  {
+   "file": "normal/cell2504.png",
+   "label": "normal",
+   "p_abnormal": 0.038613,
+   "verdict": "normal"
+  },
+  {
+   "file": "normal/cell1307.png",
+   "label": "normal",
+   "p_abnormal": 0.441201,
+   "verdict": "normal"
+  },
+  {
+   "file": "normal/cell2046.png",
+   "label": "normal",
+   "p_abnormal": 0.190263,
+   "verdict": "normal"
+  },
+  {
+   "file": "normal/cell1435.png",
+   "label": "normal",
+   "p_abnormal": 0.201366,
+   "verdict": "normal"
+  },
+  {
+   "file": "normal/cell1473.png",
+   "label": "normal",
+   "p_abnormal": 0.51704,
+   "verdict": "normal"
+  },
+  {
+   "file": "normal/cell0413.png",
+   "label": "normal",
+   "p_abnormal": 0.414259,
+   "verdict": "normal"
+  },
+  {
+   "file": "abnormal/cell0708.png",
+   "label": "abnormal",
+   "p_abnormal": 0.858812,
+   "verdict": "abnormal"
+  },
+  {
+   "file": "abnormal/cell0486.png",
+   "label": "abnormal",
+   "p_abnormal": 0.99919,
+   "verdict": "abnormal"
+  },
+  {
+   "file": "abnormal/cell2051.png",
+   "label": "abnormal",
+   "p_abnormal": 0.901498,
+   "verdict": "abnormal"
+  },
+  {
+   "file": "abnormal/cell0389.png",
+   "label": "abnormal",
+   "p_abnormal": 0.997095,
+   "verdict": "abnormal"
+  },
+  {
+   "file": "abnormal/cell0691.png",
+   "label": "abnormal",
+   "p_abnormal": 0.403994,
+   "verdict": "normal"
+  },
+  {
+   "file": "abnormal/cell0027.png",
+   "label": "abnormal",
+   "p_abnormal": 0.999993,
+   "verdict": "abnormal"
+  }
+ ]
+}
 # GOLDEN_END
 
 
