@@ -9,6 +9,7 @@
 #include <string>
 
 #include "classifier/classifier.h"
+#include "oneclass/oneclass.h"
 
 namespace anomalens {
 namespace {
@@ -124,13 +125,125 @@ class JsClassifier {
   std::unique_ptr<Classifier> c_;
 };
 
-val create_classifier(const std::string& model_bytes) {
-  Result<std::unique_ptr<Classifier>> c =
-      Classifier::create_from_bytes(reinterpret_cast<const uint8_t*>(model_bytes.data()), model_bytes.size());
+// `threads`: engine threads (0 = all cores, at most the pthread pool + 1); only the pthread
+// bundle (anomalens_core_mt) runs more than one.
+val create_classifier_with_threads(const std::string& model_bytes, int threads) {
+  EngineOptions options;
+  options.threads = threads;
+  Result<std::unique_ptr<Classifier>> c = Classifier::create_from_bytes(
+      reinterpret_cast<const uint8_t*>(model_bytes.data()), model_bytes.size(), Backend::kBuiltin, options);
   if (!c.ok()) return error_object(c.status());
   val o = val::object();
   o.set("ok", true);
   o.set("classifier", std::make_shared<JsClassifier>(std::move(c).value()));
+  return o;
+}
+
+val create_classifier(const std::string& model_bytes) { return create_classifier_with_threads(model_bytes, 1); }
+
+
+val ok_object() {
+  val o = val::object();
+  o.set("ok", true);
+  return o;
+}
+
+double number_option(const val& options, const char* key, double fallback) {
+  if (options.isUndefined() || options.isNull()) return fallback;
+  const val v = options[key];
+  return v.isNumber() ? v.as<double>() : fallback;
+}
+
+// One-class fitting in the browser: createFitter(baseModelBytes, {fpr, dim, holdoutEvery})
+// -> {ok, fitter}; add normal (and optionally abnormal) images as encoded bytes or RGBA, then
+// finish() -> {ok, modelBytes, threshold, summary}. The base is a classifier .alm, a backbone
+// (scripts/oneclass_backbone.py) or a fitted one-class model (refitted from scratch).
+class JsFitter {
+ public:
+  explicit JsFitter(std::unique_ptr<OneClassFitter> f) : f_(std::move(f)) {}
+
+  val add_normal_encoded(const std::string& bytes) { return add_encoded(bytes, false); }
+  val add_abnormal_encoded(const std::string& bytes) { return add_encoded(bytes, true); }
+  val add_normal_rgba(const std::string& rgba, int width, int height) { return add_rgba(rgba, width, height, false); }
+  val add_abnormal_rgba(const std::string& rgba, int width, int height) { return add_rgba(rgba, width, height, true); }
+
+  val finish() {
+    if (finished_) return error_object(Status(StatusCode::kInvalidArgument, "finish() was already called on this fitter"));
+    Result<FitSummary> r = f_->finish();
+    if (!r.ok()) return error_object(r.status());
+    finished_ = true;
+    const FitSummary& s = r.value();
+    const std::vector<uint8_t> bytes = f_->model_bytes();
+    val o = ok_object();
+    o.set("modelBytes", val(emscripten::typed_memory_view(bytes.size(), bytes.data())).call<val>("slice"));
+    o.set("threshold", s.threshold);
+    val sum = val::object();
+    sum.set("fitImages", s.fit_images);
+    sum.set("holdoutImages", s.holdout_images);
+    sum.set("abnormalImages", s.abnormal_images);
+    sum.set("threshold", s.threshold);
+    sum.set("scale", s.scale);
+    sum.set("holdoutFpr", s.holdout_fpr);
+    sum.set("abnormalRecall", s.abnormal_recall);
+    sum.set("f1", s.f1);
+    sum.set("rocAuc", s.roc_auc);
+    sum.set("refinedByF1", s.refined_by_f1);
+    sum.set("modelBytes", static_cast<double>(s.model_bytes));
+    sum.set("peakFitBytes", static_cast<double>(s.peak_fit_bytes));
+    o.set("summary", sum);
+    return o;
+  }
+
+  int normal_count() const { return f_->normal_count(); }
+  int abnormal_count() const { return abnormal_; }
+
+ private:
+  val add_image(Result<Image> image, bool abnormal) {
+    if (finished_) return error_object(Status(StatusCode::kInvalidArgument, "images cannot be added after finish()"));
+    if (!image.ok()) return error_object(image.status());
+    Status s = abnormal ? f_->add_abnormal(image.value()) : f_->add_normal(image.value());
+    if (!s.ok()) return error_object(s);
+    if (abnormal) ++abnormal_;
+    return ok_object();
+  }
+  val add_encoded(const std::string& bytes, bool abnormal) {
+    return add_image(decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), DecodeOptions{}), abnormal);
+  }
+  val add_rgba(const std::string& rgba, int width, int height, bool abnormal) {
+    return add_image(image_from_rgba(reinterpret_cast<const uint8_t*>(rgba.data()), rgba.size(), width, height, DecodeOptions{}),
+                     abnormal);
+  }
+
+  std::unique_ptr<OneClassFitter> f_;
+  bool finished_ = false;
+  int abnormal_ = 0;
+};
+
+val create_fitter(const std::string& base_bytes, val options) {
+  Result<Model> base = load_model(reinterpret_cast<const uint8_t*>(base_bytes.data()), base_bytes.size());
+  if (!base.ok()) return error_object(base.status());
+  FitOptions fit;
+  fit.fpr = number_option(options, "fpr", fit.fpr);
+  if (!(fit.fpr >= 0 && fit.fpr < 1)) {
+    return error_object(Status(StatusCode::kInvalidArgument, "fpr " + std::to_string(fit.fpr) + ": must be in [0, 1)"));
+  }
+  fit.holdout_every = static_cast<int>(number_option(options, "holdoutEvery", fit.holdout_every));
+  if (fit.holdout_every < 2) {
+    return error_object(Status(StatusCode::kInvalidArgument, "holdoutEvery " + std::to_string(fit.holdout_every) + ": must be >= 2"));
+  }
+  FeatureSpec spec;
+  const double dim = number_option(options, "dim", spec.projection);
+  if (!(dim >= 0 && dim <= 4096)) {
+    return error_object(Status(StatusCode::kInvalidArgument, "dim " + std::to_string(dim) + ": must be in [0, 4096]"));
+  }
+  spec.projection = static_cast<int>(dim);
+  Result<Model> features = make_feature_model(base.value(), spec);
+  if (!features.ok()) return error_object(features.status());
+  auto fitter = std::make_unique<OneClassFitter>(std::move(features).value(), fit, Backend::kBuiltin);
+  Status init = fitter->init();
+  if (!init.ok()) return error_object(init);
+  val o = ok_object();
+  o.set("fitter", std::make_shared<JsFitter>(std::move(fitter)));
   return o;
 }
 
@@ -147,5 +260,16 @@ EMSCRIPTEN_BINDINGS(anomalens) {
       .function("setMaxPixels", &JsClassifier::set_max_pixels)
       .function("setHeatmap", &JsClassifier::set_heatmap)
       .function("info", &JsClassifier::info);
+  emscripten::class_<anomalens::JsFitter>("Fitter")
+      .smart_ptr<std::shared_ptr<anomalens::JsFitter>>("FitterHandle")
+      .function("addNormalEncoded", &anomalens::JsFitter::add_normal_encoded)
+      .function("addNormalRgba", &anomalens::JsFitter::add_normal_rgba)
+      .function("addAbnormalEncoded", &anomalens::JsFitter::add_abnormal_encoded)
+      .function("addAbnormalRgba", &anomalens::JsFitter::add_abnormal_rgba)
+      .function("finish", &anomalens::JsFitter::finish)
+      .function("normalCount", &anomalens::JsFitter::normal_count)
+      .function("abnormalCount", &anomalens::JsFitter::abnormal_count);
+  emscripten::function("createFitter", &anomalens::create_fitter);
   emscripten::function("createClassifier", &anomalens::create_classifier);
+  emscripten::function("createClassifierWithThreads", &anomalens::create_classifier_with_threads);
 }
