@@ -6,6 +6,12 @@
 //   const { label, score } = await clf.classify(fileOrCanvasOrVideo);
 //   clf.close();
 //
+//   // One-class: fit from normal images only (optionally a few abnormal ones), then heatmaps.
+//   const det = await Anomalens.fit({ normal: files, base: '/models/backbone.alm', fpr: 0.01,
+//     onProgress: ({ done, total }) => {} });
+//   const r = await det.classify(frame, { heatmap: true });   // r.heatmap: {width, height, data}
+//   const alm = det.modelBytes();                              // save it; create() loads it
+//
 // The wasm core runs in a module Web Worker (worker.js), so the page never freezes. Encoded
 // files the core decodes itself (PNG, JPEG, GIF, BMP, TGA and anything unrecognised) go in as
 // bytes, exactly as the native CLI sees them; formats only the browser can read (WebP, AVIF,
@@ -151,6 +157,38 @@ async function toRequest(input) {
   return { msg: req, transfer: [req.data] };
 }
 
+/**
+ * Colours a heatmap ({width, height, data: per-pixel scores, 0.5 = the model's threshold}) as an
+ * ImageData overlay: transparent to yellow below the threshold, orange to red at or above it
+ * (the CLI's classify --heatmap colours). Draw it over the image, or createImageBitmap() it.
+ */
+export function heatmapToImageData(heatmap, { opacity = 0.75 } = {}) {
+  const { width, height, data } = heatmap ?? {};
+  if (!(width > 0 && height > 0) || !data || data.length !== width * height) {
+    throw new AnomalensError('invalid_argument', `heatmapToImageData needs {width, height, data} ` +
+      `with width*height values (got ${width}x${height}, ${data?.length} values)`);
+  }
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < data.length; i++) {
+    const s = Math.min(1, Math.max(0, Number.isFinite(data[i]) ? data[i] : 1));
+    let r; let g; let a;
+    if (s < 0.5) {
+      // Below the threshold: faint yellow that grows towards it.
+      const t = s / 0.5;
+      r = 255; g = 230; a = t * t * 0.45;
+    } else {
+      // At or above: orange (s = 0.5) to red (s = 1).
+      const t = (s - 0.5) / 0.5;
+      r = 255; g = Math.round(150 * (1 - t)); a = 0.6 + 0.4 * t;
+    }
+    rgba[i * 4] = r;
+    rgba[i * 4 + 1] = g;
+    rgba[i * 4 + 2] = 0;
+    rgba[i * 4 + 3] = Math.round(255 * a * opacity);
+  }
+  return typeof ImageData === 'function' ? new ImageData(rgba, width, height) : { data: rgba, width, height };
+}
+
 async function loadModelBytes(model) {
   if (model instanceof ArrayBuffer) return model.slice(0);
   if (ArrayBuffer.isView(model)) {
@@ -183,6 +221,100 @@ export class Anomalens {
    * options.workerUrl: URL of worker.js (default: next to this file).
    * options.wasmBinary: the core's .wasm bytes, if the app already has them (skips its fetch).
    */
+  /**
+   * Fits a one-class model in a new worker and resolves to a classifier of it (same API as
+   * create(), plus modelBytes() and fitSummary()).
+   * options.normal: array of normal images (any classify() input; at least 2 are needed).
+   * options.abnormal: optional array of abnormal examples (they refine the threshold by F1).
+   * options.base: the backbone, URL | ArrayBuffer | Uint8Array | Blob: a classifier .alm, a
+   *   backbone from scripts/oneclass_backbone.py, or a fitted one-class model (refitted).
+   * options.fpr: target false-positive rate on held-out normal images (default 0.01).
+   * options.dim: feature projection size (default 128; 0 keeps all channels).
+   * options.onProgress({phase: 'normal'|'abnormal'|'finish', done, total}).
+   * coreUrl, noSimdCoreUrl, workerUrl, wasmBinary: as for create().
+   * Images the core cannot read are skipped and listed in fitSummary().skipped; fitting fails
+   * (AnomalensError) when too few remain.
+   */
+  static async fit(options = {}) {
+    if (!options || options.base === undefined || options.base === null) {
+      throw new AnomalensError('invalid_argument', 'Anomalens.fit needs options.base (a backbone or classifier .alm: URL or ArrayBuffer)');
+    }
+    const normal = Array.from(options.normal ?? []);
+    const abnormal = Array.from(options.abnormal ?? []);
+    if (normal.length < 2) {
+      throw new AnomalensError('invalid_argument', `Anomalens.fit needs at least 2 normal images (got ${normal.length})`);
+    }
+    const fitOptions = {};
+    if (options.fpr !== undefined) {
+      if (!(typeof options.fpr === 'number' && options.fpr >= 0 && options.fpr < 1)) {
+        throw new AnomalensError('invalid_argument', `options.fpr ${options.fpr}: must be a number in [0, 1)`);
+      }
+      fitOptions.fpr = options.fpr;
+    }
+    if (options.dim !== undefined) fitOptions.dim = Number(options.dim);
+    const onProgress = typeof options.onProgress === 'function' ? options.onProgress : () => {};
+    const base = await loadModelBytes(options.base);
+    const clf = Anomalens._spawn(options);
+    const skipped = [];
+    try {
+      const start = { type: 'fitStart', ...Anomalens._coreFields(options), base, options: fitOptions };
+      await clf._request(start, [base, ...(start.wasmBinary ? [start.wasmBinary] : [])]);
+      const total = normal.length + abnormal.length;
+      let done = 0;
+      for (const [phase, list] of [['normal', normal], ['abnormal', abnormal]]) {
+        for (const input of list) {
+          const file = typeof input?.name === 'string' ? input.name : undefined;
+          try {
+            const { msg, transfer } = await toRequest(input);
+            await clf._request({ type: 'fitAdd', abnormal: phase === 'abnormal', ...msg }, transfer);
+          } catch (err) {
+            if (err?.code === 'worker_failed' || err?.code === 'closed' || err?.code === 'internal') throw err;
+            skipped.push({ index: done, phase, file, code: err?.code ?? 'invalid_argument', message: String(err?.message ?? err) });
+          }
+          done++;
+          onProgress({ phase, done, total });
+        }
+      }
+      onProgress({ phase: 'finish', done, total });
+      const reply = await clf._request({ type: 'fitFinish' });
+      clf._info = reply.info;
+      clf._modelBytes = new Uint8Array(reply.modelBytes);
+      clf._fitSummary = { ...reply.summary, threshold: reply.threshold, skipped };
+    } catch (err) {
+      clf._terminate();
+      if (err instanceof AnomalensError && skipped.length) {
+        err.message += ` (${skipped.length} image(s) skipped: ${skipped[0].file ?? `#${skipped[0].index}`}: ${skipped[0].message})`;
+      }
+      throw err;
+    }
+    return clf;
+  }
+
+  static _spawn(options) {
+    const workerUrl = new URL(options.workerUrl ?? kDefaultWorkerUrl, globalThis.location?.href).href;
+    if (typeof Worker !== 'function') {
+      throw new AnomalensError('unsupported', 'this environment has no Web Workers');
+    }
+    try {
+      return new Anomalens(new Worker(workerUrl, { type: 'module', name: 'anomalens' }));
+    } catch (err) {
+      throw new AnomalensError('worker_failed', `cannot start the worker ${workerUrl}: ${err.message}`);
+    }
+  }
+
+  static _coreFields(options) {
+    const fields = { coreUrl: new URL(options.coreUrl ?? kDefaultCoreUrl, globalThis.location?.href).href };
+    if (options.noSimdCoreUrl) {
+      fields.noSimdCoreUrl = new URL(options.noSimdCoreUrl, globalThis.location?.href).href;
+    }
+    if (options.wasmBinary) {
+      const w = options.wasmBinary;
+      fields.wasmBinary = w instanceof ArrayBuffer ? w.slice(0)
+        : new Uint8Array(w.buffer, w.byteOffset, w.byteLength).slice().buffer;
+    }
+    return fields;
+  }
+
   static async create(options = {}) {
     if (!options || options.model === undefined || options.model === null) {
       throw new AnomalensError('invalid_argument', 'Anomalens.create needs options.model (a URL or ArrayBuffer)');
@@ -226,6 +358,8 @@ export class Anomalens {
     this._tail = Promise.resolve();
     this._closed = false;
     this._info = null;
+    this._modelBytes = null;
+    this._fitSummary = null;
     worker.addEventListener('message', (event) => {
       const reply = event.data;
       const pending = this._pending.get(reply.id);
@@ -277,7 +411,8 @@ export class Anomalens {
    * Classifies one image. Resolves to {label, score, scores: {normal, abnormal}, threshold,
    * elapsedMs, timings}; rejects with an AnomalensError (e.g. code 'decode_failed').
    */
-  classify(input) {
+  classify(input, options = {}) {
+    const heatmap = options?.heatmap === true;
     if (this._closed) {
       return Promise.reject(new AnomalensError('closed', 'this classifier is closed'));
     }
@@ -286,9 +421,9 @@ export class Anomalens {
       const start = performance.now();
       try {
         const { msg, transfer } = await toRequest(input);
-        const reply = await this._request({ type: 'classify', ...msg }, transfer);
+        const reply = await this._request({ type: 'classify', heatmap, ...msg }, transfer);
         const r = reply.result;
-        return {
+        const out = {
           label: r.label,
           score: r.score,
           scores: r.scores,
@@ -296,6 +431,11 @@ export class Anomalens {
           elapsedMs: performance.now() - start,
           timings: { ...r.timings, worker: r.elapsedMs },
         };
+        // One-class models: raw distance, grid map, and (heatmap: true) per-pixel scores.
+        if (r.distance !== undefined) out.distance = r.distance;
+        if (r.anomalyMap) out.anomalyMap = r.anomalyMap;
+        if (heatmap) out.heatmap = r.heatmap ?? null;
+        return out;
       } catch (err) {
         const e = err instanceof AnomalensError ? err
           : new AnomalensError('invalid_argument', String(err?.message ?? err));
@@ -305,7 +445,21 @@ export class Anomalens {
     });
   }
 
-  /** The model card: {name, labels, inputWidth, inputHeight, channels, threshold, parameters, macs, meta}. */
+  /** The fitted model's .alm bytes (a copy) after Anomalens.fit(); null for create(). */
+  modelBytes() {
+    return this._modelBytes ? this._modelBytes.slice() : null;
+  }
+
+  /**
+   * After Anomalens.fit(): {fitImages, holdoutImages, abnormalImages, threshold (raw distance),
+   * holdoutFpr, abnormalRecall, f1, rocAuc (-1 without abnormal examples), refinedByF1,
+   * modelBytes, peakFitBytes, skipped: [{index, phase, file, code, message}]}; else null.
+   */
+  fitSummary() {
+    return this._fitSummary ? structuredClone(this._fitSummary) : null;
+  }
+
+  /** The model card: {name, labels, inputWidth, inputHeight, channels, threshold, oneclass, parameters, macs, meta}. */
   info() {
     if (!this._info) return null;
     return structuredClone(this._info);

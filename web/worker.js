@@ -8,6 +8,12 @@
 //   {id, type: 'classify', kind: 'blob', blob}                  (decoded by the browser here)
 //   {id, type: 'info'} -> {id, ok, info};  {id, type: 'close'} -> {id, ok}
 //   {id, type: 'runtime'} -> {id, ok, runtime: {coreUrl, build, simd, wasmMemoryBytes}}
+//   classify takes heatmap: true|false; one-class models then answer result.distance,
+//   result.anomalyMap and (heatmap: true) result.heatmap {width, height, data: Float32Array}.
+// One-class fitting (Anomalens.fit), in the same worker, which then serves the fitted model:
+//   {id, type: 'fitStart', coreUrl, base: ArrayBuffer, options: {fpr, dim}, wasmBinary?} -> {id, ok}
+//   {id, type: 'fitAdd', abnormal: bool, kind: 'bytes'|'rgba'|'blob', ...} -> {id, ok, normal, abnormal}
+//   {id, type: 'fitFinish'} -> {id, ok, modelBytes: ArrayBuffer, threshold, summary, info}
 //
 // Core choice: browsers with WebAssembly SIMD (probed with WebAssembly.validate on a 30-byte
 // module) load coreUrl (the SIMD build); others load noSimdCoreUrl (default: coreUrl with
@@ -95,6 +101,17 @@ function checkedResult(raw) {
     return failure('internal', `core returned a malformed result (label ${String(raw.label)}, ` +
       `score ${String(raw.score)})`);
   }
+  if (isFiniteNumber(raw.distance)) result.distance = raw.distance;
+  for (const key of ['anomalyMap', 'heatmap']) {
+    const map = raw[key];
+    if (!map) continue;
+    const data = map.data instanceof Float32Array ? map.data : new Float32Array(map.data ?? []);
+    if (!(map.width > 0 && map.height > 0) || data.length !== map.width * map.height) {
+      return failure('internal', `core returned a malformed ${key} (${map.width}x${map.height}, ` +
+        `${data.length} values)`);
+    }
+    result[key] = { width: map.width, height: map.height, data };
+  }
   return { ok: true, result };
 }
 
@@ -112,6 +129,7 @@ function plainInfo(raw) {
     threshold: Number(raw.threshold),
     parameters: Number(raw.parameters ?? 0),
     macs: Number(raw.macs ?? 0),
+    oneclass: raw.oneclass === true,
     meta,
   };
 }
@@ -145,8 +163,9 @@ export function createWorkerHandler(options = {}) {
   let wasmBinary = null;
   let modelBytes = null;
   let broken = false;
+  let fitter = null;  // the C++ OneClassFitter between fitStart and fitFinish
 
-  async function load() {
+  async function loadCore() {
     if (!core) {
       const coreUrl = chosen.url;
       let factory;
@@ -170,6 +189,12 @@ export function createWorkerHandler(options = {}) {
         return failure('core_load_failed', `cannot start the wasm core: ${err.message ?? err}`);
       }
     }
+    return { ok: true };
+  }
+
+  async function load() {
+    const loadedCore = await loadCore();
+    if (!loadedCore.ok) return loadedCore;
     const created = core.createClassifier(modelBytes);
     if (!created || created.ok !== true) {
       return failure(created?.code ?? 'invalid_model', created?.message ?? 'model rejected');
@@ -186,6 +211,10 @@ export function createWorkerHandler(options = {}) {
       classifier?.delete();
     } catch { /* the module is already dead */ }
     classifier = null;
+    try {
+      fitter?.delete();
+    } catch { /* the module is already dead */ }
+    fitter = null;
     core = null;
     broken = true;
   }
@@ -200,6 +229,7 @@ export function createWorkerHandler(options = {}) {
     let raw;
     let browserDecodeMs = 0;
     try {
+      classifier.setHeatmap?.(msg.heatmap === true);
       if (msg.kind === 'bytes') {
         raw = classifier.classifyEncoded(new Uint8Array(msg.bytes));
       } else if (msg.kind === 'rgba') {
@@ -233,6 +263,102 @@ export function createWorkerHandler(options = {}) {
     return checked;
   }
 
+  function checkedStatus(raw, what) {
+    if (raw && raw.ok === true) return { ok: true };
+    return failure(typeof raw?.code === 'string' ? raw.code : 'internal',
+      typeof raw?.message === 'string' ? raw.message : `${what} failed`);
+  }
+
+  async function fitStart(msg) {
+    wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
+    chosen = chooseCore({ coreUrl: msg.coreUrl, noSimdCoreUrl: msg.noSimdCoreUrl, simd,
+      haveWasmBinary: wasmBinary !== null });
+    const loaded = await loadCore();
+    if (!loaded.ok) return loaded;
+    if (typeof core.createFitter !== 'function') {
+      return failure('unsupported', 'this wasm core has no one-class fitter (rebuild web/core)');
+    }
+    try {
+      fitter?.delete();
+    } catch { /* gone */ }
+    fitter = null;
+    const created = core.createFitter(new Uint8Array(msg.base), msg.options ?? {});
+    if (!created || created.ok !== true) return checkedStatus(created, 'creating the fitter');
+    fitter = created.fitter;
+    return { ok: true };
+  }
+
+  async function fitAdd(msg) {
+    if (!fitter) return failure('not_ready', 'no fit in progress (fitStart first)');
+    const abnormal = msg.abnormal === true;
+    let raw;
+    try {
+      if (msg.kind === 'bytes') {
+        const bytes = new Uint8Array(msg.bytes);
+        raw = abnormal ? fitter.addAbnormalEncoded(bytes) : fitter.addNormalEncoded(bytes);
+      } else if (msg.kind === 'rgba' || msg.kind === 'blob') {
+        let pixels = { data: new Uint8Array(msg.data ?? 0), width: msg.width, height: msg.height };
+        if (msg.kind === 'blob') {
+          try {
+            pixels = await decodeWithBrowser(msg.blob);
+          } catch (err) {
+            return failure('decode_failed', `the browser could not decode this ${msg.blob.type || 'image'}` +
+              ` (${err.message ?? err})`);
+          }
+        } else if (!(msg.width > 0 && msg.height > 0) || pixels.data.length !== msg.width * msg.height * 4) {
+          return failure('invalid_argument', `RGBA input of ${pixels.data.length} bytes does not ` +
+            `match ${msg.width}x${msg.height}x4`);
+        }
+        raw = abnormal ? fitter.addAbnormalRgba(pixels.data, pixels.width, pixels.height)
+          : fitter.addNormalRgba(pixels.data, pixels.width, pixels.height);
+      } else {
+        return failure('invalid_argument', `unknown input kind "${msg.kind}"`);
+      }
+    } catch (err) {
+      markBroken();
+      return failure('internal', `the wasm core failed: ${err?.message ?? err}`);
+    }
+    const status = checkedStatus(raw, 'adding the image');
+    if (!status.ok) return status;
+    return { ok: true, normal: fitter.normalCount(), abnormal: fitter.abnormalCount() };
+  }
+
+  async function fitFinish() {
+    if (!fitter) return failure('not_ready', 'no fit in progress (fitStart first)');
+    let raw;
+    try {
+      raw = fitter.finish();
+    } catch (err) {
+      markBroken();
+      return failure('internal', `the wasm core failed: ${err?.message ?? err}`);
+    }
+    if (!raw || raw.ok !== true) return checkedStatus(raw, 'fitting');
+    try {
+      fitter.delete();
+    } catch { /* gone */ }
+    fitter = null;
+    const bytes = raw.modelBytes instanceof Uint8Array ? raw.modelBytes : new Uint8Array(raw.modelBytes);
+    try {
+      classifier?.delete();
+    } catch { /* gone */ }
+    classifier = null;
+    modelBytes = bytes;
+    const loaded = await load();
+    if (!loaded.ok) {
+      modelBytes = null;
+      return failure(loaded.code, `the fitted model does not load: ${loaded.message}`);
+    }
+    const summary = {};
+    for (const [k, v] of Object.entries(raw.summary ?? {})) summary[k] = v;
+    return {
+      ok: true,
+      modelBytes: bytes.slice().buffer,
+      threshold: Number(raw.threshold),
+      summary,
+      info: plainInfo(classifier.info()),
+    };
+  }
+
   return async function handle(msg) {
     try {
       switch (msg.type) {
@@ -250,6 +376,12 @@ export function createWorkerHandler(options = {}) {
         }
         case 'classify':
           return await classify(msg);
+        case 'fitStart':
+          return await fitStart(msg);
+        case 'fitAdd':
+          return await fitAdd(msg);
+        case 'fitFinish':
+          return await fitFinish();
         case 'info':
           if (!classifier) return failure('not_ready', 'no model loaded');
           return { ok: true, info: plainInfo(classifier.info()) };
@@ -293,7 +425,10 @@ if (inWorker) {
     const msg = event.data;
     chain = chain.then(async () => {
       const reply = await handle(msg);
-      self.postMessage({ id: msg.id, ...reply });
+      // Big buffers (heatmaps, fitted models) move instead of being copied.
+      const transfer = [reply.modelBytes, reply.result?.heatmap?.data?.buffer,
+        reply.result?.anomalyMap?.data?.buffer].filter((b) => b instanceof ArrayBuffer);
+      self.postMessage({ id: msg.id, ...reply }, transfer);
     });
   });
 }
