@@ -37,8 +37,9 @@ std::string g_text;
 
 extern "C" {
 
-// Returns a session handle, or null with bench_error() set.
-EMSCRIPTEN_KEEPALIVE void* bench_load(const uint8_t* data, size_t size) {
+// Returns a session handle, or null with bench_error() set. `threads`: engine threads (more
+// than one only in the pthread build, bench_core_mt).
+EMSCRIPTEN_KEEPALIVE void* bench_load_threads(const uint8_t* data, size_t size, int threads) {
   anomalens::Result<anomalens::Model> m = anomalens::load_model(data, size);
   if (!m.ok()) {
     g_error = m.status().message();
@@ -46,7 +47,9 @@ EMSCRIPTEN_KEEPALIVE void* bench_load(const uint8_t* data, size_t size) {
   }
   auto s = std::make_unique<Session>();
   s->model = std::move(m).value();
-  auto e = anomalens::create_engine(s->model.graph, anomalens::Backend::kBuiltin);
+  anomalens::EngineOptions options;
+  options.threads = threads;
+  auto e = anomalens::create_engine(s->model.graph, anomalens::Backend::kBuiltin, options);
   if (!e.ok()) {
     g_error = e.status().message();
     return nullptr;
@@ -55,6 +58,10 @@ EMSCRIPTEN_KEEPALIVE void* bench_load(const uint8_t* data, size_t size) {
   const anomalens::Shape& is = s->model.graph.blobs[s->model.graph.input_blob].shape;
   s->input.assign(static_cast<size_t>(is.elements()), 0.f);
   return s.release();
+}
+
+EMSCRIPTEN_KEEPALIVE void* bench_load(const uint8_t* data, size_t size) {
+  return bench_load_threads(data, size, 1);
 }
 
 EMSCRIPTEN_KEEPALIVE const char* bench_error() { return g_error.c_str(); }

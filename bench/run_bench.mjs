@@ -5,6 +5,9 @@
 // order rotated) after a warm-up; median and p90 per runtime. Run through scripts/bench.sh.
 //
 //   node --no-liftoff bench/run_bench.mjs [--json] [--rounds N] [--models a,b] [--profile NAME]
+//   node --no-liftoff bench/run_bench.mjs --threads 2 [--json] [--rounds N]   threaded runs:
+//     Anomalens pthread build with 1 and N threads (and the single-threaded build) against
+//     onnxruntime-web with numThreads=N, on MobileNetV2-1.0 @224 unless --models says otherwise.
 import { readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
@@ -92,22 +95,33 @@ async function loadAnomalens(profile = false) {
   return create({ wasmBinary: readFileSync(base + '.wasm') });
 }
 
-function anomalensSession(core, m, inputHwc) {
+// The pthread build's memory is shared and may grow: views made from its current buffer.
+const heapU8 = (core) => (core.wasmMemory ? new Uint8Array(core.wasmMemory.buffer) : core.HEAPU8);
+const heapF32 = (core) => (core.wasmMemory ? new Float32Array(core.wasmMemory.buffer) : core.HEAPF32);
+
+async function loadAnomalensMt() {
+  const js = path.join(out, 'mt/bench_core_mt.js');
+  if (!existsSync(js)) throw new Error(`${js} missing: ./scripts/build.sh wasm-mt, then scripts/bench.sh`);
+  const create = require(js);
+  return create({ wasmBinary: readFileSync(js.replace(/\.js$/, '.wasm')) });
+}
+
+function anomalensSession(core, m, inputHwc, threads = 1) {
   const bytes = readFileSync(m.alm);
   const p = core._malloc(bytes.length);
-  core.HEAPU8.set(bytes, p);
-  const h = core._bench_load(p, bytes.length);
+  heapU8(core).set(bytes, p);
+  const h = core._bench_load_threads(p, bytes.length, threads);
   core._free(p);
   if (!h) throw new Error(`anomalens: ${m.alm}: ${core.UTF8ToString(core._bench_error())}`);
   const n = core._bench_input_size(h);
   if (n !== inputHwc.length) throw new Error(`anomalens: input has ${n} floats, expected ${inputHwc.length}`);
-  core.HEAPF32.set(inputHwc, core._bench_input(h) >> 2);
+  heapF32(core).set(inputHwc, core._bench_input(h) >> 2);
   const run = () => {
     if (core._bench_run(h, 1) !== 0) throw new Error(core.UTF8ToString(core._bench_error()));
   };
   const output = () => {
     const o = core._bench_output(h) >> 2;
-    return core.HEAPF32.slice(o, o + core._bench_output_size(h));
+    return heapF32(core).slice(o, o + core._bench_output_size(h));
   };
   return { run, output, free: () => core._bench_free(h) };
 }
@@ -138,9 +152,9 @@ function tfjsSession(tf, alm, inputHwc) {
   return { run, output: () => Float32Array.from(last), free: () => { x.dispose(); net.dispose(); } };
 }
 
-async function loadOrt() {
+async function loadOrt(threads = 1) {
   const ort = await import('onnxruntime-web');
-  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.numThreads = threads;
   ort.env.wasm.simd = true;
   return ort;
 }
@@ -219,8 +233,76 @@ async function profile(name) {
   }
 }
 
+// Rounds interleaved across runtimes (order rotated) after a warm-up; returns ms per runtime.
+async function timeInterleaved(rts, rounds) {
+  const warm = Math.max(10, Math.floor(rounds / 5));
+  for (const r of rts) { for (let i = 0; i < warm; i++) await r.s.run(); r.ms = []; }
+  for (let i = 0; i < rounds; i++) {
+    for (let j = 0; j < rts.length; j++) {
+      const r = rts[(i + j) % rts.length];
+      const t0 = performance.now();
+      await r.s.run();
+      r.ms.push(performance.now() - t0);
+    }
+  }
+}
+
+async function threadsMain(threads) {
+  mkdirSync(out, { recursive: true });
+  const results = [];
+  const emit = (r) => { results.push(r); if (json) console.log(JSON.stringify(r)); };
+  const core = await loadAnomalens();
+  const mt = await loadAnomalensMt();
+  const ort = await loadOrt(threads);
+  const list = opt('--models') ? models() : models().filter((m) => m.name === 'mobilenet_v2_1.0_224');
+  for (const m of list) {
+    const alm = readAlm(m.alm);
+    const inl = alm.layers[0].params;
+    const [c, h, w] = [+inl.c, +inl.h, +inl.w];
+    const input = m.inputHwc ? readF32(m.inputHwc) : seededInput(c * h * w);
+    const ref = m.ref && existsSync(m.ref) ? readF32(m.ref) : null;
+    const rts = [
+      { runtime: `anomalens-wasm-mt`, threads, s: anomalensSession(mt, m, input, threads) },
+      { runtime: 'anomalens-wasm-mt', threads: 1, s: anomalensSession(mt, m, input, 1) },
+      { runtime: 'anomalens-wasm', threads: 1, s: anomalensSession(core, m, input, 1) },
+    ];
+    if (m.onnx) rts.push({ runtime: 'onnxruntime-web', threads, s: await ortSession(ort, m.onnx, input, c, h, w) });
+    const rounds = +opt('--rounds', h * w >= 150 * 150 ? 60 : 300);
+    await timeInterleaved(rts, rounds);
+    const outs = rts.map((r) => r.s.output());
+    const base = median(rts[0].ms);
+    rts.forEach((r, i) => {
+      emit({
+        model: m.name, runtime: r.runtime, threads: r.threads, rounds,
+        median_ms: +median(r.ms).toFixed(3), p90_ms: +p90(r.ms).toFixed(3), min_ms: +Math.min(...r.ms).toFixed(3),
+        // Relative to Anomalens with `threads` threads (the first row).
+        ratio_to_anomalens: +(median(r.ms) / base).toFixed(3),
+        max_abs_diff: i === 0 ? maxAbsDiff(outs[0], ref || null) : maxAbsDiff(outs[i], outs[0]),
+      });
+      r.s.free();
+    });
+    const one = median(rts[1].ms);
+    log(`${m.name}: ` + rts.map((r) => `${r.runtime}/${r.threads}t ${median(r.ms).toFixed(2)} ms`).join(', ') +
+        `; speed-up ${threads} threads vs 1: ${(one / base).toFixed(2)}x (median), ` +
+        `${(Math.min(...rts[1].ms) / Math.min(...rts[0].ms)).toFixed(2)}x (min)`);
+  }
+  const file = path.join(out, `results_threads${threads}.json`);
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 1) + '\n');
+  if (!json) {
+    console.log(`\n| model | runtime | threads | median ms | p90 ms | min ms | ratio to Anomalens ${threads}t | max abs diff |`);
+    console.log('|---|---|---|---|---|---|---|---|');
+    for (const r of results) {
+      console.log(`| ${r.model} | ${r.runtime} | ${r.threads} | ${r.median_ms} | ${r.p90_ms} | ${r.min_ms} | ${r.ratio_to_anomalens} | ${r.max_abs_diff === null ? '' : r.max_abs_diff.toExponential(2)} |`);
+    }
+    console.log(`results: ${file}`);
+  }
+  // Pool workers (ours and onnxruntime's) keep node alive.
+  process.exit(0);
+}
+
 async function main() {
   if (opt('--profile')) return profile(opt('--profile'));
+  if (opt('--threads')) return threadsMain(+opt('--threads'));
   mkdirSync(out, { recursive: true });
   const results = [];
   const emit = (r) => { results.push(r); if (json) console.log(JSON.stringify(r)); };

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds both targets: the native CLI + tests (build/native) and the browser bundle
-# (build/wasm, copied to web/core/ where the web app loads it). Incremental.
+# Builds both targets: the native CLI + tests (build/native) and the browser bundles
+# (build/wasm and, with threads, build/wasm-mt; copied to web/core/ where the web app loads
+# them). Incremental.
 #   ./scripts/build.sh            both
 #   ./scripts/build.sh native     native only
-#   ./scripts/build.sh wasm       wasm only
+#   ./scripts/build.sh wasm       wasm only (single-threaded and pthread bundles)
+#   ./scripts/build.sh wasm-mt    the pthread bundle only (build/wasm-mt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -20,5 +22,14 @@ if [ "$what" = all ] || [ "$what" = wasm ]; then
   cmake --build build/wasm -j "$jobs"
   mkdir -p web/core
   cp build/wasm/anomalens_core.js build/wasm/anomalens_core.wasm web/core/
+fi
+# The pthread bundle (anomalens_core_mt.{js,wasm,worker.js}) for cross-origin isolated pages,
+# plus core_tests built with threads (ctest --test-dir build/wasm-mt -R core_tests).
+if [ "$what" = all ] || [ "$what" = wasm ] || [ "$what" = wasm-mt ]; then
+  emcmake cmake -S . -B build/wasm-mt -DCMAKE_BUILD_TYPE=Release -DANOMALENS_WASM_THREADS=ON >/dev/null
+  cmake --build build/wasm-mt -j "$jobs" --target anomalens_core_js core_tests
+  mkdir -p web/core
+  cp build/wasm-mt/anomalens_core_mt.js build/wasm-mt/anomalens_core_mt.wasm \
+     build/wasm-mt/anomalens_core_mt.worker.js web/core/
 fi
 echo "build: ok ($what)"
