@@ -144,10 +144,12 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
   if (size > size_t{0x7fffffff}) return Status(StatusCode::kDecodeFailed, "file larger than 2 GiB");
   const int len = static_cast<int>(size);
   int64_t declared_w = 0, declared_h = 0;
-  if (declared_size(data, size, &declared_w, &declared_h) && declared_w * declared_h > options.max_pixels) {
+  // Division form: the header's 32-bit dimensions multiplied could overflow.
+  if (declared_size(data, size, &declared_w, &declared_h) && declared_w > 0 && declared_h > 0 &&
+      declared_h > options.max_pixels / declared_w) {
     return Status(StatusCode::kOutOfMemory,
-                  "image declares " + std::to_string(declared_w) + "x" + std::to_string(declared_h) + " = " +
-                      std::to_string(declared_w * declared_h) + " pixels, above the limit of " +
+                  "image declares " + std::to_string(declared_w) + "x" + std::to_string(declared_h) +
+                      " pixels, above the limit of " +
                       std::to_string(options.max_pixels) + " (raise max_pixels to allow it)");
   }
   const char* format = sniff_format(data, size);
