@@ -258,7 +258,13 @@ export class Anomalens {
     const skipped = [];
     try {
       const start = { type: 'fitStart', ...Anomalens._coreFields(options), base, options: fitOptions };
-      await clf._request(start, [base, ...(start.wasmBinary ? [start.wasmBinary] : [])]);
+      try {
+        await clf._request(start, [base, ...(start.wasmBinary ? [start.wasmBinary] : [])]);
+      } catch (err) {
+        // Marks failures of the base itself (not a backbone, no feature maps, corrupt file).
+        if (err instanceof AnomalensError) err.phase = 'base';
+        throw err;
+      }
       const total = normal.length + abnormal.length;
       let done = 0;
       for (const [phase, list] of [['normal', normal], ['abnormal', abnormal]]) {

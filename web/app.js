@@ -2,10 +2,14 @@
 // The Anomalens web app: UI only. All classification goes through the public library
 // (anomalens.js); this file never touches the wasm module.
 
-import { Anomalens } from './anomalens.js';
+import { Anomalens, heatmapToImageData } from './anomalens.js';
 
 const kDefaultModelUrl = new URL('models/default.alm', document.baseURI).href;
 const kWatchIntervalMs = 250;  // about 4 frames per second at most
+const kSceneFrames = 10;       // frames "Learn this scene" captures per press
+const kSceneFrameGapMs = 100;  // between them, so the camera's noise and small motions are seen
+const kDbName = 'anomalens';
+const kTaughtKey = 'taught';
 const kImageExtensions = /\.(png|jpe?g|jfif|gif|bmp|dib|tga|tpic|webp|avif|heic|heif|svg|ico|pnm|ppm|pgm|psd|hdr|pic)$/i;
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +28,10 @@ const state = {
   stream: null,
   watching: false,
   watchFrames: 0,
+  modelSource: null,    // what the current model was loaded from (the default base for teaching)
+  oneclass: false,      // the current model is one-class (it has heatmaps)
+  heatmapOn: true,
+  teach: { normal: [], abnormal: [], base: null, baseName: '', fitting: false, bytes: null, name: '' },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -83,7 +91,7 @@ function setModelStatus(text, kind) {
   el.dataset.kind = kind;
 }
 
-async function loadModel(model, label) {
+async function loadModel(model, label, origin = 'file') {
   document.body.dataset.modelState = 'loading';
   setModelStatus(`Loading ${label}...`, 'busy');
   let clf;
@@ -95,17 +103,31 @@ async function loadModel(model, label) {
     setModelStatus(`Could not load ${label}: ${err.message}.${keep}`, 'error');
     return false;
   }
+  useClassifier(clf, model, origin);
+  return true;
+}
+
+// Switches the app to a loaded classifier (from a file, the default URL, or teaching).
+function useClassifier(clf, source, origin) {
   const old = state.clf;
   state.clf = clf;
   old?.close();
   const info = clf.info();
   state.modelName = info.name;
+  state.modelSource = source;
+  state.oneclass = info.oneclass === true;
   renderModelCard(info);
   setThreshold(info.threshold);
   $('threshold').disabled = false;
-  setModelStatus(`Model: ${info.name}`, 'ok');
+  $('heatmap-toggle').disabled = !state.oneclass;
+  const suffix = origin === 'taught' ? ' (taught, saved in this browser)' : '';
+  setModelStatus(`Model: ${info.name}${suffix}`, 'ok');
   document.body.dataset.modelState = 'ready';
   document.body.dataset.model = info.name;
+  document.body.dataset.modelOrigin = origin;
+  document.body.dataset.oneclass = String(state.oneclass);
+  $('teach-forget-btn').hidden = origin !== 'taught';
+  updateTeachBase();
   // Results from the previous model are re-classified with the new one.
   if (old) {
     for (const r of state.results) {
@@ -113,7 +135,6 @@ async function loadModel(model, label) {
     }
   }
   pump();
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,6 +171,21 @@ function updateResultEl(r) {
   meter.parentElement.hidden = verdict === 'pending' || verdict === 'error';
   if (r.score !== null) meter.style.width = `${(r.score * 100).toFixed(1)}%`;
   el.setAttribute('aria-label', `${r.name}: ${badge.textContent}${detail.textContent ? `, ${detail.textContent}` : ''}`);
+}
+
+// Draws (or removes) the result's heatmap over its thumbnail.
+function drawResultHeatmap(r) {
+  const thumb = r.el?.querySelector('.thumb');
+  if (!thumb) return;
+  thumb.querySelector('canvas.heatmap')?.remove();
+  if (!r.heatmap) return;
+  const canvas = document.createElement('canvas');
+  canvas.className = 'heatmap';
+  canvas.width = r.heatmap.width;
+  canvas.height = r.heatmap.height;
+  canvas.setAttribute('aria-hidden', 'true');
+  canvas.getContext('2d').putImageData(heatmapToImageData(r.heatmap), 0, 0);
+  thumb.append(canvas);
 }
 
 function createResultEl(r) {
@@ -298,17 +334,20 @@ async function pump() {
         continue;
       }
       try {
-        const result = await state.clf.classify(r.source);
+        const result = await state.clf.classify(r.source, { heatmap: state.oneclass });
+        r.heatmap = result.heatmap ?? null;
         r.score = result.score;
         r.scores = result.scores;
         r.elapsedMs = result.elapsedMs;
         r.error = null;
       } catch (err) {
         r.score = null;
+        r.heatmap = null;
         r.error = { code: err.code ?? 'internal', message: err.message };
       }
       state.done++;
       updateResultEl(r);
+      drawResultHeatmap(r);
       scheduleCounts();
     }
   } finally {
@@ -393,7 +432,7 @@ async function walkEntry(entry, out) {
   }
 }
 
-async function handleDrop(dataTransfer) {
+async function collectDrop(dataTransfer) {
   const items = Array.from(dataTransfer.items ?? []).filter((i) => i.kind === 'file');
   const out = [];
   const entries = items.map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
@@ -409,7 +448,11 @@ async function handleDrop(dataTransfer) {
     out.push(...fromFiles(dataTransfer.files));
   }
   // From folders keep images only; files dropped one by one are all tried (and fail inline).
-  addSources(out.filter((x) => x.path === x.name || looksLikeImage(x.source)));
+  return out.filter((x) => x.path === x.name || looksLikeImage(x.source));
+}
+
+async function handleDrop(dataTransfer) {
+  addSources(await collectDrop(dataTransfer));
 }
 
 function setupInputs() {
@@ -475,6 +518,13 @@ function setupInputs() {
     modelInput.value = '';
     if (file) await loadModel(file, `"${file.name}"`);
   });
+  $('heatmap-toggle').addEventListener('change', (e) => setHeatmapOn(e.target.checked));
+}
+
+function setHeatmapOn(on) {
+  state.heatmapOn = on;
+  $('gallery').dataset.heatmap = on ? 'on' : 'off';
+  if (!on) $('cam-heatmap').hidden = true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,6 +542,8 @@ function setCamButtons(on) {
   $('cam-snap-btn').disabled = !on;
   $('cam-watch-btn').disabled = !on;
   $('cam-stop-btn').disabled = !on;
+  $('teach-cam-btn').disabled = !on;
+  $('teach-cam-abnormal-btn').disabled = !on;
 }
 
 function explainCameraError(err) {
@@ -540,6 +592,7 @@ function stopCamera(resetMessage = true) {
   const overlay = $('overlay');
   overlay.dataset.verdict = 'none';
   overlay.textContent = '';
+  $('cam-heatmap').hidden = true;
   state.lastFrame = null;
   if (resetMessage) camMessage('Camera is off.');
 }
@@ -579,17 +632,34 @@ function showFrameVerdict(frame) {
   }
 }
 
+function drawCameraHeatmap(heatmap) {
+  const canvas = $('cam-heatmap');
+  if (!heatmap) {
+    canvas.hidden = true;
+    return;
+  }
+  if (canvas.width !== heatmap.width || canvas.height !== heatmap.height) {
+    canvas.width = heatmap.width;
+    canvas.height = heatmap.height;
+  }
+  canvas.getContext('2d').putImageData(heatmapToImageData(heatmap), 0, 0);
+  canvas.dataset.frames = String(state.watchFrames);
+  canvas.hidden = false;
+}
+
 async function watchLoop() {
   const video = $('video');
   while (state.watching && state.clf) {
     const t0 = performance.now();
     try {
       if (video.readyState >= 2) {
-        const result = await state.clf.classify(video);
+        const wantHeatmap = state.oneclass && state.heatmapOn;
+        const result = await state.clf.classify(video, { heatmap: wantHeatmap });
         if (!state.watching) break;
         state.watchFrames++;
         state.lastFrame = result;
         showFrameVerdict(result);
+        drawCameraHeatmap(wantHeatmap && state.heatmapOn ? result.heatmap : null);
       }
     } catch (err) {
       camMessage(`Frame not classified: ${err.message}`, 'error');
@@ -624,6 +694,278 @@ function setupCamera() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Teach: one-class fitting from normal examples (Anomalens.fit, in a worker)
+
+function teachStatus(text, kind) {
+  $('teach-status').textContent = text;
+  if (kind) $('teach').dataset.state = kind;
+}
+
+function updateTeachCounts() {
+  const { normal, abnormal, fitting } = state.teach;
+  $('teach-normal-count').textContent = normal.length;
+  $('teach-abnormal-count').textContent = abnormal.length;
+  $('teach').dataset.normal = String(normal.length);
+  $('teach').dataset.abnormal = String(abnormal.length);
+  $('teach-fit-btn').disabled = fitting || normal.length < 2;
+  $('teach-clear-btn').disabled = fitting || normal.length + abnormal.length === 0;
+  if (!fitting && $('teach').dataset.state !== 'done' && $('teach').dataset.state !== 'error') {
+    teachStatus(normal.length < 2 ? 'Add at least 2 normal examples (20 or more work better).'
+      : `Ready to fit on ${normal.length} normal and ${abnormal.length} abnormal example(s).`);
+  }
+}
+
+function updateTeachBase() {
+  const t = state.teach;
+  $('teach-base').textContent = t.base ? `Base: "${t.baseName}" (chosen).`
+    : state.modelName ? `Base: the current model, "${state.modelName}".` : 'Base: the current model.';
+}
+
+function addTeachExamples(kind, items) {
+  if (items.length === 0) return;
+  state.teach[kind].push(...items);
+  if ($('teach').dataset.state !== 'fitting') $('teach').dataset.state = 'idle';
+  updateTeachCounts();
+}
+
+function grabFrame(video) {
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0);
+  return ctx.getImageData(0, 0, canvas.width, canvas.height);
+}
+
+// Captures frames from the live camera as teaching examples.
+async function captureScene(kind, count) {
+  const video = $('video');
+  if (video.readyState < 2) {
+    camMessage('The camera has no frame yet; try again in a moment.', 'error');
+    return;
+  }
+  const buttons = [$('teach-cam-btn'), $('teach-cam-abnormal-btn')];
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    for (let i = 0; i < count; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, kSceneFrameGapMs));
+      if (video.readyState < 2) break;
+      const n = state.teach[kind].length + 1;
+      addTeachExamples(kind, [{ source: grabFrame(video), name: `camera-${kind}-${n}` }]);
+    }
+  } finally {
+    const on = Boolean(state.stream);
+    buttons.forEach((b) => { b.disabled = !on; });
+  }
+}
+
+function describeFit(summary, fpr) {
+  const parts = [`Fitted on ${summary.fitImages} normal image(s), ${summary.holdoutImages} held out for the threshold`];
+  if (summary.abnormalImages) parts.push(`${summary.abnormalImages} abnormal example(s)`);
+  let text = `${parts.join(', ')}. Threshold: distance ${summary.threshold.toPrecision(4)}, chosen `;
+  text += summary.refinedByF1 ? `by the best F1 on the examples (F1 ${summary.f1.toFixed(3)}).`
+    : `for ${(fpr * 100).toFixed(1)}% false alarms on held-out normal images ` +
+      `(measured: ${(summary.holdoutFpr * 100).toFixed(1)}%).`;
+  if (summary.skipped?.length) {
+    text += ` Skipped ${summary.skipped.length} unreadable image(s), e.g. ${summary.skipped[0].file ?? 'a camera frame'}: ${summary.skipped[0].message}.`;
+  }
+  return text;
+}
+
+async function fitTaught() {
+  const t = state.teach;
+  if (t.fitting || t.normal.length < 2) return;
+  const fpr = Number($('teach-fpr').value) / 100;
+  if (!(fpr >= 0 && fpr < 0.5)) {
+    teachStatus(`The false-alarm rate must be between 0 and 50% (got ${$('teach-fpr').value}).`, 'error');
+    return;
+  }
+  const base = t.base ?? state.modelSource;
+  const baseName = t.base ? t.baseName : state.modelName;
+  if (!base) {
+    teachStatus('No base model yet: wait for the model to load, or choose a base .alm.', 'error');
+    return;
+  }
+  t.fitting = true;
+  updateTeachCounts();
+  teachStatus('Starting...', 'fitting');
+  const total = t.normal.length + t.abnormal.length;
+  const wrap = $('teach-progress-wrap');
+  wrap.hidden = false;
+  $('teach-progress').max = total + 1;
+  $('teach-progress').value = 0;
+  let clf;
+  try {
+    clf = await Anomalens.fit({
+      normal: t.normal.map((x) => x.source),
+      abnormal: t.abnormal.map((x) => x.source),
+      base,
+      fpr,
+      onProgress: ({ phase, done }) => {
+        $('teach-progress').value = done;
+        $('teach').dataset.progress = String(done);
+        teachStatus(phase === 'finish' ? 'Estimating the model and choosing the threshold...'
+          : `Learning ${phase} example ${done} of ${total}...`);
+      },
+    });
+  } catch (err) {
+    t.fitting = false;
+    wrap.hidden = true;
+    const msg = err.phase === 'base'
+      ? `"${baseName}" cannot serve as a base for teaching: ${err.message}. Choose a base .alm: ` +
+        'a classifier .alm, or a backbone made by scripts/oneclass_backbone.py.'
+      : `Fitting failed: ${err.message}`;
+    teachStatus(msg, 'error');
+    updateTeachCounts();
+    return;
+  }
+  $('teach-progress').value = total + 1;
+  const summary = clf.fitSummary();
+  const bytes = clf.modelBytes();
+  const info = clf.info();
+  t.bytes = bytes;
+  t.name = info.name;
+  $('teach').dataset.threshold = String(summary.threshold);
+  let saved = '';
+  try {
+    await saveTaught({ name: info.name, bytes: bytes.buffer, savedAt: new Date().toISOString(), summary });
+    saved = ' Saved in this browser: it loads again on your next visit.';
+  } catch (err) {
+    saved = ` Could not keep it in this browser (${err.message}); download it to keep it.`;
+  }
+  t.fitting = false;
+  useClassifier(clf, bytes.buffer.slice(0), 'taught');
+  teachStatus(`${describeFit(summary, fpr)}${saved} Now in use.`, 'done');
+  $('teach-download-btn').hidden = false;
+  wrap.hidden = true;
+  updateTeachCounts();
+}
+
+function downloadTaught() {
+  const t = state.teach;
+  if (!t.bytes) return;
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([t.bytes], { type: 'application/octet-stream' }));
+  a.download = `${(t.name || 'taught').replace(/[^\w.-]+/g, '_')}.alm`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+// IndexedDB: one store, the last taught model under one key.
+function openDb() {
+  return new Promise((resolve, reject) => {
+    if (!globalThis.indexedDB) {
+      reject(new Error('this browser has no IndexedDB'));
+      return;
+    }
+    const req = indexedDB.open(kDbName, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore('models');
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error ?? new Error('IndexedDB open failed'));
+  });
+}
+
+async function dbRequest(mode, fn) {
+  const db = await openDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction('models', mode);
+      const req = fn(tx.objectStore('models'));
+      tx.oncomplete = () => resolve(req.result);
+      tx.onerror = () => reject(tx.error ?? new Error('IndexedDB transaction failed'));
+      tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'));
+    });
+  } finally {
+    db.close();
+  }
+}
+
+const saveTaught = (record) => dbRequest('readwrite', (store) => store.put(record, kTaughtKey));
+const loadTaught = () => dbRequest('readonly', (store) => store.get(kTaughtKey));
+const forgetTaught = () => dbRequest('readwrite', (store) => store.delete(kTaughtKey));
+
+function setupTeach() {
+  for (const kind of ['normal', 'abnormal']) {
+    const drop = $(`teach-${kind}-drop`);
+    const input = $(`teach-${kind}-input`);
+    drop.addEventListener('click', () => input.click());
+    drop.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        input.click();
+      }
+    });
+    for (const type of ['dragenter', 'dragover']) {
+      drop.addEventListener(type, (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        drop.classList.add('over');
+      });
+    }
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', async (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      drop.classList.remove('over');
+      addTeachExamples(kind, await collectDrop(e.dataTransfer));
+    });
+    input.addEventListener('change', () => {
+      addTeachExamples(kind, fromFiles(input.files));
+      input.value = '';
+    });
+  }
+  $('teach-cam-btn').addEventListener('click', () => captureScene('normal', kSceneFrames));
+  $('teach-cam-abnormal-btn').addEventListener('click', () => captureScene('abnormal', 1));
+  $('teach-clear-btn').addEventListener('click', () => {
+    state.teach.normal = [];
+    state.teach.abnormal = [];
+    $('teach').dataset.state = 'idle';
+    updateTeachCounts();
+  });
+  $('teach-fit-btn').addEventListener('click', fitTaught);
+  $('teach-download-btn').addEventListener('click', downloadTaught);
+  const baseInput = $('teach-base-input');
+  $('teach-base-btn').addEventListener('click', () => baseInput.click());
+  baseInput.addEventListener('change', () => {
+    const file = baseInput.files[0];
+    baseInput.value = '';
+    if (!file) return;
+    state.teach.base = file;
+    state.teach.baseName = file.name;
+    updateTeachBase();
+  });
+  $('teach-forget-btn').addEventListener('click', async () => {
+    try {
+      await forgetTaught();
+    } catch { /* nothing stored */ }
+    $('teach-download-btn').hidden = true;
+    state.teach.bytes = null;
+    await loadModel(kDefaultModelUrl, 'the default model', 'default');
+  });
+  updateTeachCounts();
+  updateTeachBase();
+}
+
+// The last taught model (IndexedDB) if there is one, else the default model.
+async function loadStartModel() {
+  let saved = null;
+  try {
+    saved = await loadTaught();
+  } catch (err) {
+    console.warn(`Saved models unavailable: ${err.message}`);
+  }
+  if (saved?.bytes) {
+    state.teach.bytes = new Uint8Array(saved.bytes);
+    state.teach.name = saved.name;
+    $('teach-download-btn').hidden = false;
+    if (await loadModel(saved.bytes, `the taught model "${saved.name}"`, 'taught')) return;
+  }
+  await loadModel(kDefaultModelUrl, 'the default model', 'default');
+}
+
+// ---------------------------------------------------------------------------------------------
 // Offline
 
 async function registerServiceWorker() {
@@ -639,6 +981,7 @@ async function registerServiceWorker() {
 
 setupInputs();
 setupCamera();
+setupTeach();
 updateCounts();
 registerServiceWorker();
-loadModel(kDefaultModelUrl, 'the default model');
+loadStartModel();
