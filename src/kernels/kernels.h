@@ -61,6 +61,17 @@ typedef void (*anomalens_f32_dwconv_minmax_ukernel_fn)(
     const float* weights, float* output, size_t input_stride, size_t output_increment,
     size_t input_offset, const float* zero, const struct anomalens_f32_minmax_params* params);
 
+// Depthwise 3x3 convolution, dilation 1, stride 1 or 2, one output row: rows[ky] points at the
+// input row that output row's tap row ky reads, `input_width` pixels of `channels` consecutive
+// floats, or at a zero row (input_width * channels floats) when that row is padding. Output
+// pixel ox reads input columns ox * stride - pad_left + kx, kx = 0..2; columns outside
+// [0, input_width) count as zero. `weights`: dwconv's packed layout with CT = dwconv_ct. Writes
+// output_width pixels of `channels` consecutive floats.
+typedef void (*anomalens_f32_dwconv3x3_minmax_ukernel_fn)(
+    size_t channels, size_t output_width, size_t input_width, size_t stride, size_t pad_left,
+    const float* const* rows, const float* weights, float* output,
+    const struct anomalens_f32_minmax_params* params);
+
 // Max pooling: like dwconv's pointer layout (kernel_size pointers per output pixel, advancing
 // by `input_stride` bytes; padding taps point at a buffer of -INFINITY that the caller owns).
 // Output rows are `channels` floats, consecutive.
@@ -114,6 +125,7 @@ struct anomalens_kernel_config {
   size_t igemm_mr, igemm_nr;
   anomalens_f32_dwconv_minmax_ukernel_fn dwconv;
   size_t dwconv_ct;  // channel tile of the packed weights
+  anomalens_f32_dwconv3x3_minmax_ukernel_fn dwconv3x3;  // same packed weights as dwconv
   anomalens_f32_maxpool_ukernel_fn maxpool;
   anomalens_f32_avgpool_ukernel_fn avgpool;
   anomalens_f32_gavgpool_ukernel_fn gavgpool;

@@ -24,6 +24,10 @@ extern "C" {
           const float* weights, float* output, size_t input_stride, size_t output_increment,   \
           size_t input_offset, const float* zero,                                              \
           const struct anomalens_f32_minmax_params* params);
+#define ANOMALENS_DECLARE_F32_DWCONV3X3(fn)                                                    \
+  void fn(size_t channels, size_t output_width, size_t input_width, size_t stride,             \
+          size_t pad_left, const float* const* rows, const float* weights, float* output,      \
+          const struct anomalens_f32_minmax_params* params);
 #define ANOMALENS_DECLARE_F32_MAXPOOL(fn)                                                      \
   void fn(size_t output_pixels, size_t kernel_size, size_t channels, const float** input,      \
           float* output, size_t input_stride);
@@ -42,6 +46,7 @@ extern "C" {
 ANOMALENS_DECLARE_F32_GEMM(anomalens_f32_gemm_minmax_ukernel_4x8__scalar)
 ANOMALENS_DECLARE_F32_IGEMM(anomalens_f32_igemm_minmax_ukernel_4x8__scalar)
 ANOMALENS_DECLARE_F32_DWCONV(anomalens_f32_dwconv_minmax_ukernel_4c__scalar)
+ANOMALENS_DECLARE_F32_DWCONV3X3(anomalens_f32_dwconv3x3_minmax_ukernel_4c__scalar_rows)
 ANOMALENS_DECLARE_F32_MAXPOOL(anomalens_f32_maxpool_ukernel__scalar)
 ANOMALENS_DECLARE_F32_AVGPOOL(anomalens_f32_avgpool_ukernel__scalar)
 ANOMALENS_DECLARE_F32_GAVGPOOL(anomalens_f32_gavgpool_ukernel__scalar)
@@ -65,6 +70,7 @@ ANOMALENS_DECLARE_F32_IGEMM(anomalens_f32_igemm_minmax_ukernel_4x8__wasmsimd_loa
 ANOMALENS_DECLARE_F32_IGEMM(anomalens_f32_igemm_minmax_ukernel_5x8__wasmsimd_loadsplat)
 ANOMALENS_DECLARE_F32_IGEMM(anomalens_f32_igemm_minmax_ukernel_6x8__wasmsimd_loadsplat)
 ANOMALENS_DECLARE_F32_DWCONV(anomalens_f32_dwconv_minmax_ukernel_4c__wasmsimd)
+ANOMALENS_DECLARE_F32_DWCONV3X3(anomalens_f32_dwconv3x3_minmax_ukernel_4c__wasmsimd_rows)
 ANOMALENS_DECLARE_F32_MAXPOOL(anomalens_f32_maxpool_ukernel__wasmsimd)
 ANOMALENS_DECLARE_F32_AVGPOOL(anomalens_f32_avgpool_ukernel__wasmsimd)
 ANOMALENS_DECLARE_F32_GAVGPOOL(anomalens_f32_gavgpool_ukernel__wasmsimd)

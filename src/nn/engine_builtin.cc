@@ -200,6 +200,28 @@ struct DwconvOp : Op {
   }
 };
 
+// Depthwise 3x3 (dilation 1, stride 1 or 2) by output rows: the row kernel slides a window of
+// input columns along each row instead of gathering 9 taps per output pixel.
+struct Dwconv3x3Op : Op {
+  const anomalens_kernel_config* cfg;
+  std::vector<float> packed;
+  std::vector<const float*> rows;  // per output row: the 3 input rows (or the zero row)
+  float* out;
+  size_t channels, out_h, out_w, in_w, stride, pad_left;
+  anomalens_f32_minmax_params params;
+  PostActivation post;
+  void run(ThreadPool& pool) override {
+    const size_t tasks = out_h * out_w * channels * 9 < 16384 ? 1 : task_count(out_h, pool);
+    pool.parallel_for(tasks, [&](size_t t) {
+      for (size_t oy = task_begin(t, tasks, out_h); oy < task_begin(t + 1, tasks, out_h); ++oy) {
+        cfg->dwconv3x3(channels, out_w, in_w, stride, pad_left, rows.data() + oy * 3, packed.data(),
+                       out + oy * out_w * channels, &params);
+      }
+    });
+    post.run(pool);
+  }
+};
+
 struct PoolOp : Op {
   const anomalens_kernel_config* cfg;
   bool is_max;
@@ -421,6 +443,33 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
   const float* in = blob(l.inputs[0]);
   float* out = blob(l.outputs[0]);
 
+  const bool dw3x3 = cin_g == 1 && cout_g == 1 && cfg_->dwconv3x3 && l.kernel_h == 3 &&
+                     l.kernel_w == 3 && l.dilation_h == 1 && l.dilation_w == 1 &&
+                     l.stride_h == l.stride_w && (l.stride_h == 1 || l.stride_h == 2);
+  if (dw3x3) {
+    auto op = std::make_unique<Dwconv3x3Op>();
+    op->cfg = cfg_;
+    op->packed.resize(anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, nullptr));
+    anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, op->packed.data());
+    op->rows.resize(static_cast<size_t>(os.h) * 3);
+    for (int oy = 0; oy < os.h; ++oy)
+      for (int ky = 0; ky < 3; ++ky) {
+        const int iy = oy * l.stride_h - l.pad_top + ky;
+        // zeros_ holds at least one zero row of the widest blob (see build()).
+        op->rows[static_cast<size_t>(oy) * 3 + ky] =
+            iy >= 0 && iy < is.h ? in + static_cast<size_t>(iy) * is.w * is.c : zeros_.data();
+      }
+    op->out = out;
+    op->channels = os.c;
+    op->out_h = os.h;
+    op->out_w = os.w;
+    op->in_w = is.w;
+    op->stride = l.stride_w;
+    op->pad_left = l.pad_left;
+    op->params = minmax_of(l);
+    op->post.init(l, cfg_, out, os.elements());
+    return op;
+  }
   if (cin_g == 1 && cout_g == 1) {  // depthwise
     auto op = std::make_unique<DwconvOp>();
     op->cfg = cfg_;
@@ -517,9 +566,12 @@ std::unique_ptr<Op> BuiltinEngine::make_pool(const Graph& g, const Layer& l) {
 
 Status BuiltinEngine::build(const Graph& g) {
   ANOMALENS_RETURN_IF_ERROR(plan_memory(g));
-  size_t widest = 0;
-  for (const Blob& b : g.blobs) widest = std::max(widest, static_cast<size_t>(b.shape.c));
-  zeros_.assign(widest + kExtraFloats, 0.f);
+  size_t widest = 0, widest_row = 0;
+  for (const Blob& b : g.blobs) {
+    widest = std::max(widest, static_cast<size_t>(b.shape.c));
+    widest_row = std::max(widest_row, static_cast<size_t>(b.shape.w) * b.shape.c);
+  }
+  zeros_.assign(widest_row + kExtraFloats, 0.f);
   neg_inf_.assign(widest + kExtraFloats, -std::numeric_limits<float>::infinity());
 
   for (const Layer& l : g.layers) {

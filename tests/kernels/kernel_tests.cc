@@ -10,6 +10,7 @@
 #include "kernels/ukernels.h"
 
 using anomalens_test::BinaryOp;
+using anomalens_test::Dwconv3x3Tester;
 using anomalens_test::DwconvTester;
 using anomalens_test::GemmTester;
 using anomalens_test::IgemmTester;
@@ -125,6 +126,31 @@ using anomalens_test::UnaryOp;
   TEST(SUITE, qmin) { DwconvTester().channels(13).kernel_size(9).width(3).qmin(128).Test(FN, CT); } \
   TEST(SUITE, qmax) { DwconvTester().channels(13).kernel_size(9).width(3).qmax(128).Test(FN, CT); }
 
+#define ANOMALENS_DWCONV3X3_TESTS(SUITE, FN, CT)                                          \
+  TEST(SUITE, stride1) {                                                                  \
+    for (size_t c : {1, 3, 4, 5, 8, 13, 32})                                              \
+      for (size_t w : {1, 2, 3, 7, 16})                                                   \
+        Dwconv3x3Tester().channels(c).input_width(w).stride(1).Test(FN, CT);              \
+  }                                                                                       \
+  TEST(SUITE, stride2) {                                                                  \
+    for (size_t c : {1, 4, 7, 16})                                                        \
+      for (size_t w : {1, 2, 3, 6, 9, 14})                                                \
+        for (size_t pr : {0, 1})                                                          \
+          if (w + 1 + pr >= 3)                                                            \
+          Dwconv3x3Tester().channels(c).input_width(w).stride(2).pad_right(pr).Test(FN, CT); \
+  }                                                                                       \
+  TEST(SUITE, no_padding) {                                                               \
+    for (size_t s : {1, 2})                                                               \
+      for (size_t w : {3, 4, 11})                                                         \
+        Dwconv3x3Tester().channels(6).input_width(w).stride(s).pad_left(0).pad_right(0).Test(FN, CT); \
+  }                                                                                       \
+  TEST(SUITE, zero_rows) {                                                                \
+    for (int r : {0, 1, 2})                                                               \
+      Dwconv3x3Tester().channels(9).input_width(8).zero_row(r).Test(FN, CT);              \
+  }                                                                                       \
+  TEST(SUITE, qmin) { Dwconv3x3Tester().channels(13).input_width(7).qmin(128).Test(FN, CT); } \
+  TEST(SUITE, qmax) { Dwconv3x3Tester().channels(13).input_width(7).qmax(128).Test(FN, CT); }
+
 #define ANOMALENS_POOL_TESTS(SUITE, MAXFN, AVGFN)                                         \
   TEST(SUITE, maxpool) {                                                                  \
     for (size_t ks : {1, 2, 4, 9})                                                        \
@@ -182,6 +208,8 @@ ANOMALENS_IGEMM_TESTS(F32_IGEMM_MINMAX_4X8__SCALAR,
                       anomalens_f32_igemm_minmax_ukernel_4x8__scalar, 4, 8)
 ANOMALENS_DWCONV_TESTS(F32_DWCONV_MINMAX_4C__SCALAR,
                        anomalens_f32_dwconv_minmax_ukernel_4c__scalar, 4)
+ANOMALENS_DWCONV3X3_TESTS(F32_DWCONV3X3_MINMAX_4C__SCALAR_ROWS,
+                          anomalens_f32_dwconv3x3_minmax_ukernel_4c__scalar_rows, 4)
 ANOMALENS_POOL_TESTS(F32_POOL__SCALAR, anomalens_f32_maxpool_ukernel__scalar,
                      anomalens_f32_avgpool_ukernel__scalar)
 ANOMALENS_ELEMENTWISE_TESTS(F32_ELEMENTWISE__SCALAR, anomalens_f32_gavgpool_ukernel__scalar,
@@ -218,6 +246,8 @@ ANOMALENS_IGEMM_TESTS(F32_IGEMM_MINMAX_6X8__WASMSIMD_LOADSPLAT,
                       anomalens_f32_igemm_minmax_ukernel_6x8__wasmsimd_loadsplat, 6, 8)
 ANOMALENS_DWCONV_TESTS(F32_DWCONV_MINMAX_4C__WASMSIMD,
                        anomalens_f32_dwconv_minmax_ukernel_4c__wasmsimd, 4)
+ANOMALENS_DWCONV3X3_TESTS(F32_DWCONV3X3_MINMAX_4C__WASMSIMD_ROWS,
+                          anomalens_f32_dwconv3x3_minmax_ukernel_4c__wasmsimd_rows, 4)
 ANOMALENS_POOL_TESTS(F32_POOL__WASMSIMD, anomalens_f32_maxpool_ukernel__wasmsimd,
                      anomalens_f32_avgpool_ukernel__wasmsimd)
 ANOMALENS_ELEMENTWISE_TESTS(F32_ELEMENTWISE__WASMSIMD, anomalens_f32_gavgpool_ukernel__wasmsimd,
@@ -234,7 +264,7 @@ namespace {
 
 void CheckConfig(const anomalens_kernel_config* cfg) {
   ASSERT_NE(cfg, nullptr);
-  ASSERT_TRUE(cfg->gemm && cfg->igemm && cfg->dwconv && cfg->maxpool && cfg->avgpool &&
+  ASSERT_TRUE(cfg->gemm && cfg->igemm && cfg->dwconv && cfg->dwconv3x3 && cfg->maxpool && cfg->avgpool &&
               cfg->gavgpool && cfg->vadd && cfg->vmul && cfg->vmulc && cfg->hswish &&
               cfg->sigmoid);
   for (size_t m = 1; m <= cfg->gemm_mr; m++) {

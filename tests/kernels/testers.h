@@ -240,6 +240,71 @@ inline Indirection MakeIndirection(std::mt19937& rng, size_t pixels, size_t kern
   return ind;
 }
 
+// Depthwise 3x3 row kernels: one output row from 3 input rows (any of them the zero row),
+// stride 1 or 2, left padding 0 or 1, right padding implied by output_width.
+class Dwconv3x3Tester {
+ public:
+  Dwconv3x3Tester& channels(size_t v) { channels_ = v; return *this; }
+  Dwconv3x3Tester& input_width(size_t v) { input_width_ = v; return *this; }
+  Dwconv3x3Tester& stride(size_t v) { stride_ = v; return *this; }
+  Dwconv3x3Tester& pad_left(size_t v) { pad_left_ = v; return *this; }
+  Dwconv3x3Tester& pad_right(size_t v) { pad_right_ = v; return *this; }
+  Dwconv3x3Tester& zero_row(int v) { zero_row_ = v; return *this; }
+  Dwconv3x3Tester& qmin(uint8_t v) { qmin_ = v; return *this; }
+  Dwconv3x3Tester& qmax(uint8_t v) { qmax_ = v; return *this; }
+
+  void Test(anomalens_f32_dwconv3x3_minmax_ukernel_fn fn, size_t ct) const {
+    ASSERT_GE(input_width_ + pad_left_ + pad_right_, 3u) << "padded input narrower than the kernel";
+    std::mt19937 rng(channels_ * 131 + input_width_ * 7 + stride_ * 3 + pad_left_);
+    const size_t row_floats = input_width_ * channels_;
+    std::vector<std::vector<float>> rows(3);
+    for (auto& r : rows) r = RandomVector(rng, row_floats + kExtraFloats);
+    std::vector<float> zero(row_floats + kExtraFloats, 0.0f);
+    const float* row_ptrs[3];
+    for (int r = 0; r < 3; r++) row_ptrs[r] = r == zero_row_ ? zero.data() : rows[r].data();
+    const size_t output_width = (input_width_ + pad_left_ + pad_right_ - 3) / stride_ + 1;
+    std::vector<float> w = RandomVector(rng, channels_ * 9);
+    std::vector<float> bias = RandomVector(rng, channels_);
+    std::vector<float> packed(anomalens_pack_f32_dwconv_oihw_w(channels_, 9, ct, w.data(),
+                                                               bias.data(), nullptr));
+    anomalens_pack_f32_dwconv_oihw_w(channels_, 9, ct, w.data(), bias.data(), packed.data());
+    std::vector<double> ref(output_width * channels_);
+    for (size_t ox = 0; ox < output_width; ox++) {
+      for (size_t c = 0; c < channels_; c++) {
+        double s = bias[c];
+        for (size_t ky = 0; ky < 3; ky++) {
+          for (size_t kx = 0; kx < 3; kx++) {
+            const ptrdiff_t ix = ptrdiff_t(ox * stride_ + kx) - ptrdiff_t(pad_left_);
+            if (ix < 0 || ix >= ptrdiff_t(input_width_)) continue;
+            s += double(row_ptrs[ky][size_t(ix) * channels_ + c]) * double(w[c * 9 + ky * 3 + kx]);
+          }
+        }
+        ref[ox * channels_ + c] = s;
+      }
+    }
+    const ClampRange clamp = MakeClamp(ref, qmin_, qmax_);
+    const anomalens_f32_minmax_params params = {clamp.min, clamp.max};
+    std::vector<float> out(output_width * channels_ + kExtraFloats, kNaN);
+    fn(channels_, output_width, input_width_, stride_, pad_left_, row_ptrs, packed.data(),
+       out.data(), &params);
+    for (size_t idx = 0; idx < out.size(); idx++) {
+      if (idx < ref.size()) {
+        ASSERT_NEAR(out[idx], Clamp(ref[idx], clamp), 1e-4)
+            << "pixel " << idx / channels_ << " channel " << idx % channels_ << " (channels="
+            << channels_ << " input_width=" << input_width_ << " stride=" << stride_
+            << " pad_left=" << pad_left_ << " zero_row=" << zero_row_ << ")";
+      } else {
+        ASSERT_TRUE(std::isnan(out[idx])) << "kernel wrote outside the output at float " << idx;
+      }
+    }
+  }
+
+ private:
+  size_t channels_ = 1, input_width_ = 3, stride_ = 1, pad_left_ = 1, pad_right_ = 1;
+  int zero_row_ = -1;
+  uint8_t qmin_ = 0, qmax_ = 255;
+};
+
 class DwconvTester {
  public:
   DwconvTester& channels(size_t v) { channels_ = v; return *this; }
