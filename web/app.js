@@ -6,7 +6,7 @@ import { Anomalens, heatmapToImageData } from './anomalens.js';
 
 const kDefaultModelUrl = new URL('models/default.alm', document.baseURI).href;
 const kWatchIntervalMs = 250;  // about 4 frames per second at most
-const kSceneFrames = 10;       // frames "Learn this scene" captures per press
+const kSceneFrames = 20;       // frames "Learn this scene" captures per press
 const kSceneFrameGapMs = 100;  // between them, so the camera's noise and small motions are seen
 const kDbName = 'anomalens';
 const kTaughtKey = 'taught';
