@@ -20,6 +20,8 @@ export class AnomalensError extends Error {
   readonly code: AnomalensErrorCode;
   /** Name of the File that failed, when the input was a File. */
   file?: string;
+  /** Anomalens.fit: 'base' when the base model itself was refused. */
+  phase?: 'base';
 }
 
 export type Label = 'normal' | 'abnormal';
@@ -35,6 +37,69 @@ export interface ClassifyResult {
   elapsedMs: number;
   /** Time spent in the core, milliseconds. */
   timings: { decode: number; preprocess: number; infer: number; worker: number };
+  /** One-class models: the raw distance (threshold at score 0.5). */
+  distance?: number;
+  /** One-class models: per-location scores on the feature grid (0.5 = threshold). */
+  anomalyMap?: Heatmap;
+  /** With { heatmap: true }: per-pixel scores at the image's size; null if not one-class. */
+  heatmap?: Heatmap | null;
+}
+
+export interface Heatmap {
+  width: number;
+  height: number;
+  /** Row-major scores in 0..1; 0.5 is the model's threshold. */
+  data: Float32Array;
+}
+
+export interface ClassifyOptions {
+  /** One-class models: also return result.heatmap. */
+  heatmap?: boolean;
+}
+
+export interface FitProgress {
+  phase: 'normal' | 'abnormal' | 'finish';
+  /** Images sent so far (normal, then abnormal). */
+  done: number;
+  total: number;
+}
+
+export interface FitOptions {
+  /** Normal images (at least 2); any classify() input. */
+  normal: ClassifyInput[];
+  /** Optional abnormal examples: the threshold is then chosen by best F1. */
+  abnormal?: ClassifyInput[];
+  /** Base model: a classifier .alm, a backbone (scripts/oneclass_backbone.py) or a fitted one-class model. */
+  base: string | URL | ArrayBuffer | ArrayBufferView | Blob;
+  /** Target false-positive rate on held-out normal images, [0, 1) (default 0.01). */
+  fpr?: number;
+  /** Feature projection size (default 128; 0 keeps all channels). */
+  dim?: number;
+  onProgress?: (progress: FitProgress) => void;
+  coreUrl?: string | URL;
+  noSimdCoreUrl?: string | URL;
+  workerUrl?: string | URL;
+  wasmBinary?: ArrayBuffer | ArrayBufferView;
+}
+
+export interface FitSummary {
+  fitImages: number;
+  holdoutImages: number;
+  abnormalImages: number;
+  /** Raw distance at score 0.5. */
+  threshold: number;
+  scale: number;
+  /** Fraction of held-out normal images at or above the threshold. */
+  holdoutFpr: number;
+  /** -1 without abnormal examples. */
+  abnormalRecall: number;
+  f1: number;
+  rocAuc: number;
+  refinedByF1: boolean;
+  modelBytes: number;
+  peakFitBytes: number;
+  /** Inputs that could not be read (skipped). */
+  skipped: { index: number; phase: 'normal' | 'abnormal'; file?: string; code: AnomalensErrorCode; message: string }[];
 }
 
 export interface ModelInfo {
@@ -44,6 +109,8 @@ export interface ModelInfo {
   inputHeight: number;
   channels: 'rgb' | 'bgr' | 'gray';
   threshold: number;
+  /** A one-class model (fitted from normal images; has heatmaps). */
+  oneclass: boolean;
   parameters: number;
   macs: number;
   /** Free-form metadata: description, license, task, training_data, metric.* ... */
@@ -97,11 +164,23 @@ export interface SniffResult {
 
 export function sniffFormat(head: ArrayBuffer | Uint8Array, mimeType?: string): SniffResult;
 
+/** Colours a heatmap as an overlay (transparent-yellow below the threshold, orange-red above). */
+export function heatmapToImageData(heatmap: Heatmap, options?: { opacity?: number }): ImageData;
+
 export class Anomalens {
   /** Loads the core and the model in a new Web Worker. Rejects with AnomalensError. */
   static create(options: CreateOptions): Promise<Anomalens>;
+  /**
+   * Fits a one-class model from normal images in a new worker; resolves to a classifier of it.
+   * Rejects with AnomalensError (phase 'base' when the base is refused).
+   */
+  static fit(options: FitOptions): Promise<Anomalens>;
   /** Classifies one image; calls run one at a time, in call order. Rejects with AnomalensError. */
-  classify(input: ClassifyInput): Promise<ClassifyResult>;
+  classify(input: ClassifyInput, options?: ClassifyOptions): Promise<ClassifyResult>;
+  /** After fit(): the fitted .alm bytes (a copy); null for create(). */
+  modelBytes(): Uint8Array | null;
+  /** After fit(): what was fitted and the threshold chosen; null for create(). */
+  fitSummary(): FitSummary | null;
   /** The model card (a copy), or null after a failed create. */
   info(): ModelInfo | null;
   /** Which core build runs (SIMD or not) and the wasm heap size; queued like classify(). */
