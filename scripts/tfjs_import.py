@@ -24,7 +24,6 @@ Library:
 
 import argparse
 import base64
-import glob
 import json
 import os
 import re

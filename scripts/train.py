@@ -507,7 +507,6 @@ def train(args, model, data, norm, out_dir):
                "shift": args.shift, "scale": args.scale_jitter,
                "brightness": args.brightness, "contrast": args.contrast}
     history, best, best_state, bad = [], None, None, 0
-    t_start = time.time()
     cache = None
     if args.cache_variants > 0 and hasattr(model, "frozen_part") and args.freeze_through >= 0 \
             and not args.from_scratch:
