@@ -148,7 +148,9 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
   if (declared_size(data, size, &declared_w, &declared_h) && declared_w > 0 && declared_h > 0 &&
       declared_h > options.max_pixels / declared_w) {
     return Status(StatusCode::kOutOfMemory,
-                  "image declares " + std::to_string(declared_w) + "x" + std::to_string(declared_h) +
+                  "image declares " + std::to_string(declared_w) + "x" + std::to_string(declared_h) + " = " +
+                      // Both are below 2^32 (header fields), so the product fits in 64 unsigned bits.
+                      std::to_string(static_cast<uint64_t>(declared_w) * static_cast<uint64_t>(declared_h)) +
                       " pixels, above the limit of " +
                       std::to_string(options.max_pixels) + " (raise max_pixels to allow it)");
   }
