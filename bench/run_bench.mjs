@@ -266,7 +266,8 @@ async function threadsMain(threads) {
       { runtime: 'anomalens-wasm-mt', threads: 1, s: anomalensSession(mt, m, input, 1) },
       { runtime: 'anomalens-wasm', threads: 1, s: anomalensSession(core, m, input, 1) },
     ];
-    if (m.onnx) rts.push({ runtime: 'onnxruntime-web', threads, s: await ortSession(ort, m.onnx, input, c, h, w) });
+    // --no-ort: without onnxruntime-web, whose idle threads keep spinning after each of its runs.
+    if (m.onnx && !argv.includes('--no-ort')) rts.push({ runtime: 'onnxruntime-web', threads, s: await ortSession(ort, m.onnx, input, c, h, w) });
     const rounds = +opt('--rounds', h * w >= 150 * 150 ? 60 : 300);
     await timeInterleaved(rts, rounds);
     const outs = rts.map((r) => r.s.output());

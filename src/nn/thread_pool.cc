@@ -17,7 +17,7 @@ uint64_t next_of(uint64_t job) { return job & kTaskMask; }
 
 // How long a worker keeps polling for the next job before it sleeps. Ops follow each other
 // within microseconds during an inference; a condition-variable wake-up costs tens of them.
-constexpr std::chrono::microseconds kSpin(200);
+constexpr std::chrono::microseconds kSpin(50);
 
 #if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
 constexpr bool kHaveThreads = false;  // wasm built without -pthread: the caller does all work
@@ -55,7 +55,10 @@ void ThreadPool::worker_loop() {
   for (;;) {
     const auto spin_end = std::chrono::steady_clock::now() + kSpin;
     for (unsigned i = 1; generation_of(job_.load(std::memory_order_acquire)) == seen && !stop_.load(std::memory_order_relaxed); ++i) {
-      if (i % 64 == 0 && std::chrono::steady_clock::now() > spin_end) {
+      if (i % 64 != 0) continue;
+      // On a busy machine this worker may share a core with the caller: let it run.
+      std::this_thread::yield();
+      if (std::chrono::steady_clock::now() > spin_end) {
         std::unique_lock<std::mutex> lock(mu_);
         // seq_cst on sleepers_ and job_: either run() sees this sleeper and notifies, or the
         // predicate sees the new job.
