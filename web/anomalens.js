@@ -381,11 +381,12 @@ export class Anomalens {
     });
   }
 
+  // The worker died: reject what it was doing; calls still queued find no worker and reject
+  // with 'closed' (they must not be posted to the dead worker, where they would never settle).
   _failAll(error) {
     for (const pending of this._pending.values()) pending.reject(error);
     this._pending.clear();
-    this._closed = true;
-    this._worker?.terminate();
+    this._terminate();
   }
 
   _terminate() {

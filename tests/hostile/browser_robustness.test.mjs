@@ -321,8 +321,11 @@ test('close() while calls are pending: they settle as documented, later calls re
     assert.deepEqual(out.order, out.got.map((_, i) => i), 'calls settle in call order');
     assert.deepEqual(out.afterClose, ['rejected AnomalensError closed', 'rejected AnomalensError closed']);
     assert.deepEqual(out.later, ['rejected closed', 'fulfilled ok']);
-    const workers = page.workers().length;
-    assert.equal(workers, 0, 'the worker is terminated after close()');
+    // Playwright learns of a terminated worker asynchronously: wait (liveness bound only).
+    for (const deadline = Date.now() + kLiveness; page.workers().length > 0 && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(page.workers().length, 0, 'the worker is terminated after close()');
     assertClean(s, await pageState(page), 'close');
     await s.context.close();
   });
