@@ -28,6 +28,7 @@ suite() {  # suite NAME COMMAND...
 suite "fixtures" bash -c "$py scripts/make_fixtures.py build/fixtures && $py scripts/make_golden.py build/fixtures"
 suite "native (ctest)" ctest --test-dir build/native --output-on-failure
 suite "wasm under node (ctest)" ctest --test-dir build/wasm --output-on-failure
+suite "wasm with pthreads under node" ctest --test-dir build/wasm-mt -R core_tests --output-on-failure
 suite "python" $py -m unittest discover -s tests/python
 suite "node, browser and hostile input" node --test --test-reporter=spec tests/js/ tests/web/ tests/hostile/
 suite "sanitizers (ASan + UBSan)" ./scripts/sanitize.sh
