@@ -24,78 +24,78 @@ CLI = os.path.join(_paths.ROOT, "build", "native", "anomalens")
 TOL = 1e-3
 # GOLDEN_BEGIN (golden.json written by scripts/train.py)
 GOLDEN = {
- "threshold": 0.6270036697387695,
+ "threshold": 0.6762270033359528,
  "images": [
   {
    "file": "normal/cell2504.png",
    "label": "normal",
-   "p_abnormal": 0.038613,
+   "p_abnormal": 0.01215,
    "verdict": "normal"
   },
   {
    "file": "normal/cell1307.png",
    "label": "normal",
-   "p_abnormal": 0.441201,
+   "p_abnormal": 0.036282,
    "verdict": "normal"
   },
   {
    "file": "normal/cell2046.png",
    "label": "normal",
-   "p_abnormal": 0.190263,
+   "p_abnormal": 0.05407,
    "verdict": "normal"
   },
   {
    "file": "normal/cell1435.png",
    "label": "normal",
-   "p_abnormal": 0.201366,
+   "p_abnormal": 0.183881,
    "verdict": "normal"
   },
   {
    "file": "normal/cell1473.png",
    "label": "normal",
-   "p_abnormal": 0.51704,
+   "p_abnormal": 0.129722,
    "verdict": "normal"
   },
   {
    "file": "normal/cell0413.png",
    "label": "normal",
-   "p_abnormal": 0.414259,
+   "p_abnormal": 0.331523,
    "verdict": "normal"
   },
   {
    "file": "abnormal/cell0708.png",
    "label": "abnormal",
-   "p_abnormal": 0.858812,
+   "p_abnormal": 0.899283,
    "verdict": "abnormal"
   },
   {
    "file": "abnormal/cell0486.png",
    "label": "abnormal",
-   "p_abnormal": 0.99919,
+   "p_abnormal": 0.999992,
    "verdict": "abnormal"
   },
   {
    "file": "abnormal/cell2051.png",
    "label": "abnormal",
-   "p_abnormal": 0.901498,
+   "p_abnormal": 0.999689,
    "verdict": "abnormal"
   },
   {
    "file": "abnormal/cell0389.png",
    "label": "abnormal",
-   "p_abnormal": 0.997095,
+   "p_abnormal": 1.0,
    "verdict": "abnormal"
   },
   {
    "file": "abnormal/cell0691.png",
    "label": "abnormal",
-   "p_abnormal": 0.403994,
+   "p_abnormal": 0.583516,
    "verdict": "normal"
   },
   {
    "file": "abnormal/cell0027.png",
    "label": "abnormal",
-   "p_abnormal": 0.999993,
+   "p_abnormal": 1.0,
    "verdict": "abnormal"
   }
  ]
