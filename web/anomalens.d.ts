@@ -143,6 +143,11 @@ export interface CreateOptions {
   workerUrl?: string | URL;
   /** The core's .wasm bytes, if the app already has them (the core then fetches nothing). */
   wasmBinary?: ArrayBuffer | ArrayBufferView;
+  /**
+   * Images whose header declares more pixels are refused before decoding, with code
+   * 'out_of_memory' (default 64,000,000).
+   */
+  maxPixels?: number;
 }
 
 export interface RuntimeInfo {

@@ -220,6 +220,8 @@ export class Anomalens {
    *   WebAssembly SIMD (default: coreUrl with "_nosimd" before ".js").
    * options.workerUrl: URL of worker.js (default: next to this file).
    * options.wasmBinary: the core's .wasm bytes, if the app already has them (skips its fetch).
+   * options.maxPixels: refuse images whose header declares more pixels than this, before
+   *   decoding (default 64,000,000; code 'out_of_memory').
    */
   /**
    * Fits a one-class model in a new worker and resolves to a classifier of it (same API as
@@ -325,6 +327,9 @@ export class Anomalens {
     if (!options || options.model === undefined || options.model === null) {
       throw new AnomalensError('invalid_argument', 'Anomalens.create needs options.model (a URL or ArrayBuffer)');
     }
+    if (options.maxPixels !== undefined && !(Number.isFinite(options.maxPixels) && options.maxPixels >= 1)) {
+      throw new AnomalensError('invalid_argument', `options.maxPixels ${options.maxPixels}: expected a number >= 1`);
+    }
     const modelBytes = await loadModelBytes(options.model);
     const coreUrl = new URL(options.coreUrl ?? kDefaultCoreUrl, globalThis.location?.href).href;
     const workerUrl = new URL(options.workerUrl ?? kDefaultWorkerUrl, globalThis.location?.href).href;
@@ -339,7 +344,7 @@ export class Anomalens {
     }
     const clf = new Anomalens(worker);
     try {
-      const init = { type: 'init', coreUrl, model: modelBytes };
+      const init = { type: 'init', coreUrl, model: modelBytes, maxPixels: options.maxPixels };
       if (options.noSimdCoreUrl) {
         init.noSimdCoreUrl = new URL(options.noSimdCoreUrl, globalThis.location?.href).href;
       }

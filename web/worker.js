@@ -164,6 +164,7 @@ export function createWorkerHandler(options = {}) {
   let modelBytes = null;
   let broken = false;
   let fitter = null;  // the C++ OneClassFitter between fitStart and fitFinish
+  let maxPixels = 0;  // decode limit from create({maxPixels}); 0 keeps the core's default
 
   async function loadCore() {
     if (!core) {
@@ -200,6 +201,7 @@ export function createWorkerHandler(options = {}) {
       return failure(created?.code ?? 'invalid_model', created?.message ?? 'model rejected');
     }
     classifier = created.classifier;
+    if (maxPixels > 0) classifier.setMaxPixels(maxPixels);
     broken = false;
     return { ok: true };
   }
@@ -367,6 +369,7 @@ export function createWorkerHandler(options = {}) {
           chosen = chooseCore({ coreUrl: msg.coreUrl, noSimdCoreUrl: msg.noSimdCoreUrl, simd,
             haveWasmBinary: wasmBinary !== null });
           modelBytes = new Uint8Array(msg.model);
+          maxPixels = Number.isFinite(msg.maxPixels) && msg.maxPixels >= 1 ? msg.maxPixels : 0;
           const loaded = await load();
           if (!loaded.ok) {
             modelBytes = null;

@@ -77,3 +77,25 @@ test('real core in node: same verdicts and scores as the CLI; errors recover', a
   });
   assert.ok(InProcessWorker.instances[n].terminated);
 });
+
+test('real core in node: maxPixels refuses larger images before decoding', async (t) => {
+  if (!hasRealCore || !modelPath) {
+    const why = `needs ${realCorePath} and a model`;
+    if (!allowFake) assert.fail(why);
+    t.skip(why);
+    return;
+  }
+  const options = {
+    model: fs.readFileSync(modelPath),
+    coreUrl: pathToFileURL(realCorePath).href,
+    wasmBinary: fs.readFileSync(realCorePath.replace(/\.js$/, '.wasm')),
+  };
+  await assert.rejects(Anomalens.create({ ...options, maxPixels: 0 }), { code: 'invalid_argument' });
+  const clf = await Anomalens.create({ ...options, maxPixels: 300 * 300 - 1 });
+  const file = listImages('normal', 1)[0];  // ELPV cells are 300x300
+  await assert.rejects(clf.classify(fs.readFileSync(file)), (e) => e.code === 'out_of_memory' && /300x300/.test(e.message));
+  await clf.close();
+  const roomy = await Anomalens.create({ ...options, maxPixels: 300 * 300 });
+  assert.ok((await roomy.classify(fs.readFileSync(file))).score >= 0);
+  await roomy.close();
+});
