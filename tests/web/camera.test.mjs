@@ -23,14 +23,17 @@ before(async () => {
   fs.mkdirSync(artifactsDir, { recursive: true });
   // Pick the image the model is most sure about, so camera colour conversion (YUV 4:2:0)
   // cannot flip the verdict; prefer an abnormal one to exercise the alert.
-  const candidates = [...listImages('abnormal', 40).slice(30), ...listImages('normal', 40).slice(30)];
+  const candidates = [...listImages('abnormal', 90).slice(30), ...listImages('normal', 40).slice(30)];
   if (hasCli && hasRealCore) {
     const cli = cliClassify(modelPath, candidates);
     const ranked = candidates.map((f) => cli.get(path.basename(f)))
       .filter((r) => r && !r.error)
       .sort((a, b) => Math.abs(b.score - b.threshold) - Math.abs(a.score - a.threshold));
-    const abnormal = ranked.find((r) => r.label === 'abnormal' && Math.abs(r.score - r.threshold) > 0.2);
-    reference = abnormal ?? ranked[0];
+    // The threshold slider (0..1) must be able to flip the verdict later: an abnormal frame
+    // needs a score well below 1 (a threshold above it must still be <= 1).
+    const flippable = ranked.filter((r) => r.label === 'normal' || r.score < 0.95);
+    const abnormal = flippable.find((r) => r.label === 'abnormal' && Math.abs(r.score - r.threshold) > 0.2);
+    reference = abnormal ?? flippable[0] ?? ranked[0];
     image = candidates.find((f) => path.basename(f) === path.basename(reference.file));
   } else {
     if (!allowFake) assert.fail('the wasm core or the CLI is missing: camera verdicts cannot be checked');
