@@ -19,7 +19,7 @@
 //
 // The model is ANOMALENS_WEB_MODEL, else models/default.alm, else build/fixtures/allops.alm
 // (as tests/web). No test depends on timing: waits are liveness bounds, generous for a busy
-// box. ANOMALENS_WATCH_FRAMES sets the watch-mode frame count (default 3600).
+// box. ANOMALENS_WATCH_FRAMES sets the watch-mode frame count (default 10800: an hour at 3 frames/s).
 //
 //   node --test --test-reporter=spec tests/hostile/browser_robustness.test.mjs
 
@@ -33,7 +33,8 @@ import { chromium } from 'playwright-core';
 import { start, kContentSecurityPolicy } from '../../scripts/serve.mjs';
 import { ensureCorpus, root } from './corpus.mjs';
 
-const kFrames = Number(process.env.ANOMALENS_WATCH_FRAMES ?? 3600);
+// An hour of watch mode at 3 frames per second.
+const kFrames = Number(process.env.ANOMALENS_WATCH_FRAMES ?? 10800);
 const kWarmupFrames = 300;
 const kChunk = 300;
 // Generous: a per-frame leak of one 300x300 RGBA copy would be 1.3 GB over 3,600 frames.
