@@ -2,6 +2,7 @@
 // The only place stb_image is compiled. Only the formats Anomalens promises are enabled, which
 // also keeps stb's less-hardened decoders (PSD, PIC, PNM, HDR) away from untrusted input.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -17,6 +18,11 @@
 #define STBI_ONLY_GIF
 #define STBI_ONLY_TGA
 #define STBI_MAX_DIMENSIONS 65536
+// stb_image 2.27 can leave parts of its buffers unwritten on corrupt JPEGs and then reads
+// them: zeroed allocations keep the result deterministic (and never expose old heap bytes).
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(p, size) std::realloc(p, size)
+#define STBI_FREE(p) std::free(p)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
