@@ -57,18 +57,18 @@ test('non-SIMD core URL and .wasm naming', () => {
   assert.equal(noSimdUrlFor('https://a.example/c/core'), 'https://a.example/c/core_nosimd.js');
 
   const coreUrl = 'https://a.example/core/anomalens_core.js';
-  assert.deepEqual(chooseCore({ coreUrl, simd: true }), { url: coreUrl, build: 'simd', wasmName: null });
+  assert.deepEqual(chooseCore({ coreUrl, simd: true }), { url: coreUrl, build: 'simd', wasmName: null, threads: 1 });
   // Without SIMD: the sibling _nosimd build, whose .wasm is found by the JS file's own name
   // (a renamed copy of the emitted JS still asks for anomalens_core.wasm).
   assert.deepEqual(chooseCore({ coreUrl, simd: false }), {
     url: 'https://a.example/core/anomalens_core_nosimd.js', build: 'nosimd',
-    wasmName: 'anomalens_core_nosimd.wasm',
+    wasmName: 'anomalens_core_nosimd.wasm', threads: 1,
   });
   assert.deepEqual(chooseCore({ coreUrl, noSimdCoreUrl: 'https://b.example/x/plain.js', simd: false }),
-    { url: 'https://b.example/x/plain.js', build: 'nosimd', wasmName: 'plain.wasm' });
+    { url: 'https://b.example/x/plain.js', build: 'nosimd', wasmName: 'plain.wasm', threads: 1 });
   // wasmBinary given: the caller chose the build; nothing is swapped.
   assert.deepEqual(chooseCore({ coreUrl, simd: false, haveWasmBinary: true }),
-    { url: coreUrl, build: 'given', wasmName: null });
+    { url: coreUrl, build: 'given', wasmName: null, threads: 1 });
 });
 
 // importModule stand-in: records the URLs imported and the args the core factory gets; URLs in
@@ -99,7 +99,7 @@ test('worker without SIMD loads the _nosimd core and its own .wasm', async () =>
     'https://app.example/core/anomalens_core_nosimd.wasm');
   const rt = await handle({ type: 'runtime' });
   assert.deepEqual(rt, { ok: true, runtime: { coreUrl: kNoSimdUrl, build: 'nosimd', simd: false,
-    wasmMemoryBytes: null } });
+    threads: 1, wasmMemoryBytes: null } });
   const png = new Uint8Array(64).fill(200);
   png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   png.set([0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82], 56);
@@ -143,7 +143,8 @@ test('the library reports the runtime; noSimdCoreUrl reaches the worker', async 
       noSimdCoreUrl: pathToFileURL('/nonexistent/plain.js').href });
     const rt = await clf.runtime();
     // node has SIMD, so the given coreUrl runs and the fallback URL is never fetched.
-    assert.deepEqual(rt, { coreUrl: fakeCoreUrl, build: 'simd', simd: true, wasmMemoryBytes: null });
+    assert.deepEqual(rt, { coreUrl: fakeCoreUrl, build: 'simd', simd: true, threads: 1,
+      wasmMemoryBytes: null });
     await clf.close();
     await assert.rejects(clf.runtime(), (e) => e.code === 'closed');
   } finally {
@@ -151,16 +152,10 @@ test('the library reports the runtime; noSimdCoreUrl reaches the worker', async 
   }
 });
 
-// The non-SIMD core to serve: web/core/ (copied by the build), else build/wasm-nosimd/, else the
-// SIMD build as a stand-in (then only the loading path is tested, not the scalar kernels).
+// The non-SIMD core that ./scripts/build.sh copies to web/core/ (built in build/wasm-nosimd).
 function noSimdBuild() {
-  for (const [dir, base] of [['web/core', 'anomalens_core_nosimd'], ['build/wasm-nosimd', 'anomalens_core']]) {
-    const js = path.join(repoRoot, dir, `${base}.js`);
-    const wasm = path.join(repoRoot, dir, `${base}.wasm`);
-    if (fs.existsSync(js) && fs.existsSync(wasm)) return { js, wasm, real: true };
-  }
-  return { js: path.join(repoRoot, 'web/core/anomalens_core.js'),
-    wasm: path.join(repoRoot, 'web/core/anomalens_core.wasm'), real: false };
+  return { js: path.join(repoRoot, 'web/core/anomalens_core_nosimd.js'),
+    wasm: path.join(repoRoot, 'web/core/anomalens_core_nosimd.wasm') };
 }
 
 function usesSimd(wasmFile) {
@@ -172,22 +167,19 @@ function usesSimd(wasmFile) {
 }
 
 test('Chromium: worker.js?simd=0 runs the non-SIMD core and scores like the SIMD core',
-  { skip: !hasRealCore && 'the wasm core is not built (./scripts/build.sh)' }, async (t) => {
+  { skip: !hasRealCore && 'the wasm core is not built (./scripts/build.sh)' }, async () => {
     const build = noSimdBuild();
-    if (!build.real) t.diagnostic('no non-SIMD build found: the SIMD core stands in for it');
-    const simdUse = usesSimd(build.wasm);
-    if (build.real && simdUse !== null) {
-      assert.equal(simdUse, false, `${build.wasm} must not use SIMD instructions`);
+    for (const f of [build.js, build.wasm]) {
+      assert.ok(fs.existsSync(f), `${f} is missing: ./scripts/build.sh wasm builds it`);
     }
+    const simdUse = usesSimd(build.wasm);
+    if (simdUse !== null) assert.equal(simdUse, false, `${build.wasm} must not use SIMD instructions`);
     const browser = await launch();
     try {
-      // The _nosimd names may be a renamed copy whose JS still asks for anomalens_core.wasm.
       const modelsRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'anomalens-simd-models-'));
       fs.copyFileSync(defaultModelPath(), path.join(modelsRoot, 'default.alm'));
       const served = await start({ port: 0, modelsRoot, overrides: {
         '/blank.html': path.join(repoRoot, 'tests/web/blank.html'),
-        '/core/anomalens_core_nosimd.js': build.js,
-        '/core/anomalens_core_nosimd.wasm': build.wasm,
       } });
       try {
         const { page, requests, problems, context } = await openPage(browser, served, { path: '/blank.html' });
@@ -197,7 +189,8 @@ test('Chromium: worker.js?simd=0 runs the non-SIMD core and scores like the SIMD
           const { Anomalens } = await import('/anomalens.js');
           const bytes = b64s.map((b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0)));
           const run = async (workerUrl) => {
-            const clf = await Anomalens.create({ model: '/models/default.alm', workerUrl });
+            // One thread: this compares the SIMD and scalar kernels (threads.test.mjs covers _mt).
+            const clf = await Anomalens.create({ model: '/models/default.alm', workerUrl, threads: 1 });
             const scores = [];
             for (const b of bytes) scores.push((await clf.classify(b)).score);
             const rt = await clf.runtime();
