@@ -2,6 +2,7 @@
 // .alm reader: parses and validates every byte before anything is sized from the file.
 // Format: docs/FORMAT.md. Order of checks: header -> section table -> meta -> tensors (table,
 // bounds, values) -> graph (syntax, references, shapes) -> meta/graph agreement.
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -10,7 +11,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "model/model.h"
 #include "oneclass/oneclass.h"
@@ -70,11 +70,17 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+// Tokens separated by runs of C-locale whitespace. (Not std::istringstream: iostreams pull the
+// locale machinery into the wasm bundle, about 50 KB.)
 std::vector<std::string> split_ws(const std::string& s) {
   std::vector<std::string> out;
-  std::istringstream in(s);
-  std::string tok;
-  while (in >> tok) out.push_back(tok);
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    const size_t start = i;
+    while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    if (i > start) out.emplace_back(s, start, i - start);
+  }
   return out;
 }
 
