@@ -7,7 +7,8 @@
 //
 // Serves web/ at / and the repository's models/ at /models/. Every response carries a strict
 // Content-Security-Policy (no eval, no inline script or style; wasm compilation allowed) and
-// the COOP/COEP pair, so a later threaded wasm build gets SharedArrayBuffer.
+// the COOP/COEP pair, so the page is cross-origin isolated and the worker runs the pthread build
+// (core/anomalens_core_mt.*) with one thread per core.
 
 import http from 'node:http';
 import fs from 'node:fs';
@@ -54,15 +55,19 @@ export const kContentSecurityPolicy = [
   "frame-ancestors 'self'",
 ].join('; ');
 
-function securityHeaders() {
-  return {
+// isolate: the COOP/COEP pair that makes the page cross-origin isolated (SharedArrayBuffer).
+function securityHeaders(isolate = true) {
+  const headers = {
     'Content-Security-Policy': kContentSecurityPolicy,
-    'Cross-Origin-Opener-Policy': 'same-origin',
-    'Cross-Origin-Embedder-Policy': 'require-corp',
     'Cross-Origin-Resource-Policy': 'same-origin',
     'X-Content-Type-Options': 'nosniff',
     'Referrer-Policy': 'no-referrer',
   };
+  if (isolate) {
+    headers['Cross-Origin-Opener-Policy'] = 'same-origin';
+    headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
+  }
+  return headers;
 }
 
 // Maps a URL path to a file under one of the two roots, or null if it escapes them.
@@ -85,8 +90,8 @@ function resolvePath(urlPath, roots) {
   return full;
 }
 
-function send(res, status, body, headers = {}) {
-  res.writeHead(status, { ...securityHeaders(), 'Content-Type': 'text/plain; charset=utf-8',
+function send(res, status, body, headers = {}, isolate = true) {
+  res.writeHead(status, { ...securityHeaders(isolate), 'Content-Type': 'text/plain; charset=utf-8',
     'Cache-Control': 'no-store', ...headers });
   res.end(body);
 }
@@ -94,7 +99,8 @@ function send(res, status, body, headers = {}) {
 /**
  * Starts the server. Options: port (0 = any free port; default PORT env or 8080), host
  * (default 127.0.0.1), webRoot, modelsRoot, overrides ({'/url/path': '/file/path'}), log (function
- * receiving one line per request).
+ * receiving one line per request), isolate (default true; false leaves out COOP/COEP, as a host
+ * that cannot set them would: the app then runs single-threaded).
  * Resolves to { url, port, server, requests, close() }; requests records every path asked for.
  */
 export function start(options = {}) {
@@ -105,6 +111,7 @@ export function start(options = {}) {
     models: path.resolve(options.modelsRoot ?? path.join(repoRoot, 'models')),
   };
   const log = options.log ?? (() => {});
+  const isolate = options.isolate ?? true;
   // Exact URL path -> file, checked first (tests use it to stand in a fake core).
   const overrides = options.overrides ?? {};
   const requests = [];
@@ -114,18 +121,18 @@ export function start(options = {}) {
     requests.push({ method: req.method, path: url.pathname, host: req.headers.host });
     log(`${req.method} ${url.pathname}`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
+      send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' }, isolate);
       return;
     }
     let file = overrides[url.pathname] ?? resolvePath(url.pathname, roots);
     if (!file) {
-      send(res, 400, 'bad path\n');
+      send(res, 400, 'bad path\n', {}, isolate);
       return;
     }
     fs.stat(file, (err, st) => {
       if (!err && st.isDirectory()) {
         if (!url.pathname.endsWith('/')) {
-          send(res, 301, '', { Location: url.pathname + '/' + url.search });
+          send(res, 301, '', { Location: url.pathname + '/' + url.search }, isolate);
           return;
         }
         file = path.join(file, 'index.html');
@@ -133,12 +140,12 @@ export function start(options = {}) {
         err = st ? null : new Error('no index');
       }
       if (err || !st || !st.isFile()) {
-        send(res, 404, `not found: ${url.pathname}\n`);
+        send(res, 404, `not found: ${url.pathname}\n`, {}, isolate);
         return;
       }
       const type = kMimeTypes[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
       res.writeHead(200, {
-        ...securityHeaders(),
+        ...securityHeaders(isolate),
         'Content-Type': type,
         'Content-Length': st.size,
         // Always revalidate: the service worker handles offline use, the server stays simple.

@@ -78,6 +78,8 @@ export interface FitOptions {
   onProgress?: (progress: FitProgress) => void;
   coreUrl?: string | URL;
   noSimdCoreUrl?: string | URL;
+  mtCoreUrl?: string | URL;
+  threads?: 'auto' | number;
   workerUrl?: string | URL;
   wasmBinary?: ArrayBuffer | ArrayBufferView;
 }
@@ -139,6 +141,14 @@ export interface CreateOptions {
    * (default: coreUrl with "_nosimd" before ".js", i.e. core/anomalens_core_nosimd.js).
    */
   noSimdCoreUrl?: string | URL;
+  /** The pthread build (default: coreUrl with "_mt" before ".js"). */
+  mtCoreUrl?: string | URL;
+  /**
+   * Engine threads: 'auto' (default: one per core, at most 4) or a number. More than one runs
+   * the pthread build, which needs a cross-origin isolated page (COOP/COEP headers); elsewhere,
+   * or if that build cannot start, one thread runs (see RuntimeInfo).
+   */
+  threads?: 'auto' | number;
   /** URL of worker.js (default: next to anomalens.js). */
   workerUrl?: string | URL;
   /** The core's .wasm bytes, if the app already has them (the core then fetches nothing). */
@@ -153,10 +163,17 @@ export interface CreateOptions {
 export interface RuntimeInfo {
   /** The core module that was loaded. */
   coreUrl: string;
-  /** 'simd' or 'nosimd' (chosen by probing the browser), 'given' when wasmBinary was passed. */
-  build: 'simd' | 'nosimd' | 'given';
+  /**
+   * 'simd', 'simd-mt' (pthread build, on cross-origin isolated pages) or 'nosimd' (chosen by
+   * probing the browser), 'given' when wasmBinary was passed.
+   */
+  build: 'simd' | 'simd-mt' | 'nosimd' | 'given';
   /** Whether this browser supports WebAssembly SIMD128. */
   simd: boolean;
+  /** Engine threads running each layer. */
+  threads: number;
+  /** Set when the pthread build was chosen but could not start: why (one thread runs). */
+  fallback?: string;
   /** Size of the wasm heap in bytes; it only grows, so this is its peak so far. */
   wasmMemoryBytes: number | null;
 }

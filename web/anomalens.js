@@ -220,6 +220,11 @@ export class Anomalens {
    *   WebAssembly SIMD (default: coreUrl with "_nosimd" before ".js").
    * options.workerUrl: URL of worker.js (default: next to this file).
    * options.wasmBinary: the core's .wasm bytes, if the app already has them (skips its fetch).
+   * options.threads: 'auto' (default: one per core, at most 4) or a number. More than one runs
+   *   the pthread build, which needs a cross-origin isolated page (COOP/COEP headers, as
+   *   scripts/serve.mjs sends); elsewhere, or if that build fails to start, one thread runs.
+   *   runtime() tells which.
+   * options.mtCoreUrl: the pthread build (default: coreUrl with "_mt" before ".js").
    * options.maxPixels: refuse images whose header declares more pixels than this, before
    *   decoding (default 64,000,000; code 'out_of_memory').
    */
@@ -233,7 +238,7 @@ export class Anomalens {
    * options.fpr: target false-positive rate on held-out normal images (default 0.01).
    * options.dim: feature projection size (default 128; 0 keeps all channels).
    * options.onProgress({phase: 'normal'|'abnormal'|'finish', done, total}).
-   * coreUrl, noSimdCoreUrl, workerUrl, wasmBinary: as for create().
+   * coreUrl, noSimdCoreUrl, mtCoreUrl, threads, workerUrl, wasmBinary: as for create().
    * Images the core cannot read are skipped and listed in fitSummary().skipped; fitting fails
    * (AnomalensError) when too few remain.
    */
@@ -310,11 +315,17 @@ export class Anomalens {
     }
   }
 
+  // The message fields that choose and locate the core (see worker.js).
   static _coreFields(options) {
     const fields = { coreUrl: new URL(options.coreUrl ?? kDefaultCoreUrl, globalThis.location?.href).href };
-    if (options.noSimdCoreUrl) {
-      fields.noSimdCoreUrl = new URL(options.noSimdCoreUrl, globalThis.location?.href).href;
+    for (const key of ['noSimdCoreUrl', 'mtCoreUrl']) {
+      if (options[key]) fields[key] = new URL(options[key], globalThis.location?.href).href;
     }
+    const threads = options.threads ?? 'auto';
+    if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
+      throw new AnomalensError('invalid_argument', `options.threads ${threads}: expected 'auto' or an integer >= 1`);
+    }
+    fields.threads = threads;
     if (options.wasmBinary) {
       const w = options.wasmBinary;
       fields.wasmBinary = w instanceof ArrayBuffer ? w.slice(0)
@@ -330,30 +341,12 @@ export class Anomalens {
     if (options.maxPixels !== undefined && !(Number.isFinite(options.maxPixels) && options.maxPixels >= 1)) {
       throw new AnomalensError('invalid_argument', `options.maxPixels ${options.maxPixels}: expected a number >= 1`);
     }
+    const fields = Anomalens._coreFields(options);
     const modelBytes = await loadModelBytes(options.model);
-    const coreUrl = new URL(options.coreUrl ?? kDefaultCoreUrl, globalThis.location?.href).href;
-    const workerUrl = new URL(options.workerUrl ?? kDefaultWorkerUrl, globalThis.location?.href).href;
-    if (typeof Worker !== 'function') {
-      throw new AnomalensError('unsupported', 'this environment has no Web Workers');
-    }
-    let worker;
+    const clf = Anomalens._spawn(options);
     try {
-      worker = new Worker(workerUrl, { type: 'module', name: 'anomalens' });
-    } catch (err) {
-      throw new AnomalensError('worker_failed', `cannot start the worker ${workerUrl}: ${err.message}`);
-    }
-    const clf = new Anomalens(worker);
-    try {
-      const init = { type: 'init', coreUrl, model: modelBytes, maxPixels: options.maxPixels };
-      if (options.noSimdCoreUrl) {
-        init.noSimdCoreUrl = new URL(options.noSimdCoreUrl, globalThis.location?.href).href;
-      }
-      if (options.wasmBinary) {
-        const w = options.wasmBinary;
-        init.wasmBinary = w instanceof ArrayBuffer ? w.slice(0)
-          : new Uint8Array(w.buffer, w.byteOffset, w.byteLength).slice().buffer;
-      }
-      const reply = await clf._request(init, [modelBytes]);
+      const init = { type: 'init', ...fields, model: modelBytes, maxPixels: options.maxPixels };
+      const reply = await clf._request(init, [modelBytes, ...(init.wasmBinary ? [init.wasmBinary] : [])]);
       clf._info = reply.info;
     } catch (err) {
       clf._terminate();
@@ -478,9 +471,10 @@ export class Anomalens {
   }
 
   /**
-   * Which core runs and how much memory it holds: {coreUrl, build: 'simd'|'nosimd'|'given',
-   * simd (the browser supports WebAssembly SIMD), wasmMemoryBytes (the wasm heap; it only
-   * grows, so this is its peak so far)}.
+   * Which core runs and how much memory it holds: {coreUrl, build: 'simd'|'simd-mt'|'nosimd'|
+   * 'given', simd (the browser supports WebAssembly SIMD), threads (engine threads),
+   * wasmMemoryBytes (the wasm heap; it only grows, so this is its peak so far), fallback (only
+   * when the pthread build was chosen but could not start: why)}.
    */
   runtime() {
     if (this._closed) {

@@ -2,12 +2,13 @@
 // Module Web Worker that owns the wasm core and one C++ Classifier.
 //
 // Protocol (one request at a time, answered in order; see anomalens.js):
-//   {id, type: 'init', coreUrl, model: ArrayBuffer, wasmBinary?} -> {id, ok, info}
+//   {id, type: 'init', coreUrl, model: ArrayBuffer, wasmBinary?, threads?} -> {id, ok, info}
 //   {id, type: 'classify', kind: 'bytes', bytes: ArrayBuffer}   -> {id, ok, result}
 //   {id, type: 'classify', kind: 'rgba', data, width, height}
 //   {id, type: 'classify', kind: 'blob', blob}                  (decoded by the browser here)
 //   {id, type: 'info'} -> {id, ok, info};  {id, type: 'close'} -> {id, ok}
-//   {id, type: 'runtime'} -> {id, ok, runtime: {coreUrl, build, simd, wasmMemoryBytes}}
+//   {id, type: 'runtime'} -> {id, ok, runtime: {coreUrl, build, simd, threads, wasmMemoryBytes,
+//     fallback?}}
 //   classify takes heatmap: true|false; one-class models then answer result.distance,
 //   result.anomalyMap and (heatmap: true) result.heatmap {width, height, data: Float32Array}.
 // One-class fitting (Anomalens.fit), in the same worker, which then serves the fitted model:
@@ -19,6 +20,10 @@
 // module) load coreUrl (the SIMD build); others load noSimdCoreUrl (default: coreUrl with
 // "_nosimd" before ".js", i.e. core/anomalens_core_nosimd.js). With wasmBinary the caller has
 // chosen the build, so coreUrl is used as given.
+// Threads: on a cross-origin isolated page (SharedArrayBuffer available) with SIMD, `threads`
+// ('auto' = one per core, at most 4, or a number) above 1 loads the pthread build instead
+// (mtCoreUrl, default coreUrl with "_mt" before ".js"). If that build cannot start, the worker
+// falls back to the single-threaded core and runtime() says why (fallback).
 // Failures answer {id, ok: false, code, message}; nothing is ever thrown across the boundary.
 //
 // createWorkerHandler() is exported so node tests can drive the same code with a fake core.
@@ -42,25 +47,54 @@ export function supportsWasmSimd(wasm = globalThis.WebAssembly) {
   }
 }
 
-/** URL of the non-SIMD build next to a core: .../name.js -> .../name_nosimd.js. */
-export function noSimdUrlFor(coreUrl) {
+/** URL of a sibling build of a core: .../name.js -> .../name_<suffix>.js. */
+function siblingUrl(coreUrl, suffix) {
   const url = new URL(coreUrl);
-  url.pathname = url.pathname.replace(/(\.m?js)?$/, (ext) => `_nosimd${ext || '.js'}`);
+  url.pathname = url.pathname.replace(/(\.m?js)?$/, (ext) => `_${suffix}${ext || '.js'}`);
   return url.href;
 }
 
+/** URL of the non-SIMD build next to a core: .../name.js -> .../name_nosimd.js. */
+export function noSimdUrlFor(coreUrl) {
+  return siblingUrl(coreUrl, 'nosimd');
+}
+
+/** URL of the pthread build next to a core: .../name.js -> .../name_mt.js. */
+export function mtUrlFor(coreUrl) {
+  return siblingUrl(coreUrl, 'mt');
+}
+
+// The pthread bundle starts one worker per core, at most 4 (CMakeLists.txt: PTHREAD_POOL_SIZE).
+const kMaxThreads = 4;
+
 /**
- * Picks the core build to load: {url, build, wasmName}; build is 'simd', 'nosimd' or 'given'
- * (the caller passed wasmBinary and so chose the build). wasmName, when set, is the .wasm file
- * that belongs to url (the non-SIMD core may be a renamed copy whose JS still asks for
- * anomalens_core.wasm, so its .wasm is looked up by the JS file's own name).
+ * Engine threads to run: 1 unless the page can share wasm memory (cross-origin isolated) and has
+ * SIMD (the pthread bundle needs both); then `requested` ('auto' or undefined: one per core) capped
+ * at kMaxThreads.
  */
-export function chooseCore({ coreUrl, noSimdCoreUrl, simd, haveWasmBinary }) {
-  if (haveWasmBinary) return { url: coreUrl, build: 'given', wasmName: null };
-  if (simd) return { url: coreUrl, build: 'simd', wasmName: null };
+export function resolveThreads({ requested, isolated, simd, cores }) {
+  if (!isolated || !simd) return 1;
+  const want = requested === undefined || requested === 'auto' ? Number(cores) || 1 : Number(requested);
+  if (!Number.isFinite(want) || want < 1) return 1;
+  return Math.min(kMaxThreads, Math.floor(want));
+}
+
+/**
+ * Picks the core build to load: {url, build, wasmName, threads}; build is 'simd', 'simd-mt'
+ * (threads > 1), 'nosimd' or 'given' (the caller passed wasmBinary and so chose the build).
+ * wasmName, when set, is the .wasm file that belongs to url (the non-SIMD core may be a renamed
+ * copy whose JS still asks for anomalens_core.wasm, so its .wasm is looked up by the JS file's
+ * own name). `threads` comes from resolveThreads().
+ */
+export function chooseCore({ coreUrl, noSimdCoreUrl, mtCoreUrl, simd, threads = 1, haveWasmBinary }) {
+  if (haveWasmBinary) return { url: coreUrl, build: 'given', wasmName: null, threads: 1 };
+  if (simd && threads > 1) {
+    return { url: mtCoreUrl ?? mtUrlFor(coreUrl), build: 'simd-mt', wasmName: null, threads };
+  }
+  if (simd) return { url: coreUrl, build: 'simd', wasmName: null, threads: 1 };
   const url = noSimdCoreUrl ?? noSimdUrlFor(coreUrl);
   const base = new URL(url).pathname.split('/').pop().replace(/\.m?js$/, '');
-  return { url, build: 'nosimd', wasmName: `${base}.wasm` };
+  return { url, build: 'nosimd', wasmName: `${base}.wasm`, threads: 1 };
 }
 
 function failure(code, message) {
@@ -152,51 +186,78 @@ async function decodeWithBrowser(blob) {
 
 /**
  * Returns handle(message) -> Promise<reply>; replies are plain, structured-cloneable objects.
- * options (for tests): simd (boolean, default: probed), importModule (url -> module namespace).
+ * options (for tests): simd (boolean, default: probed), importModule (url -> module namespace),
+ * isolated (boolean, default: crossOriginIsolated with SharedArrayBuffer), cores (default:
+ * navigator.hardwareConcurrency).
  */
 export function createWorkerHandler(options = {}) {
   const simd = options.simd ?? supportsWasmSimd();
+  const isolated = options.isolated ??
+    (globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function');
+  const cores = options.cores ?? globalThis.navigator?.hardwareConcurrency ?? 1;
   const importModule = options.importModule ?? ((url) => import(url));
   let core = null;
   let classifier = null;
-  let chosen = null;  // {url, build, wasmName} from chooseCore
+  let chosen = null;  // {url, build, wasmName, threads} from chooseCore
+  let fallback = null;  // why the pthread build was not used, when it was chosen but failed
   let wasmBinary = null;
   let modelBytes = null;
   let broken = false;
   let fitter = null;  // the C++ OneClassFitter between fitStart and fitFinish
   let maxPixels = 0;  // decode limit from create({maxPixels}); 0 keeps the core's default
 
-  async function loadCore() {
-    if (!core) {
-      const coreUrl = chosen.url;
-      let factory;
-      try {
-        factory = (await importModule(coreUrl)).default;
-      } catch (err) {
-        if (chosen.build === 'nosimd') {
-          return failure('unsupported', 'this browser has no WebAssembly SIMD and the non-SIMD ' +
-            `core could not be loaded from ${coreUrl}: ${err.message}`);
-        }
-        return failure('core_load_failed', `cannot load the wasm core from ${coreUrl}: ${err.message}`);
+  // Imports and starts the core `chosen` names; {ok} or a failure.
+  async function startCore() {
+    const coreUrl = chosen.url;
+    let factory;
+    try {
+      factory = (await importModule(coreUrl)).default;
+    } catch (err) {
+      if (chosen.build === 'nosimd') {
+        return failure('unsupported', 'this browser has no WebAssembly SIMD and the non-SIMD ' +
+          `core could not be loaded from ${coreUrl}: ${err.message}`);
       }
-      try {
-        const wasmName = chosen.wasmName;
-        const locateFile = (file) =>
-          new URL(wasmName && file.endsWith('.wasm') ? wasmName : file, coreUrl).href;
-        const args = { locateFile };
-        if (wasmBinary) args.wasmBinary = wasmBinary;
-        core = await factory(args);
-      } catch (err) {
-        return failure('core_load_failed', `cannot start the wasm core: ${err.message ?? err}`);
-      }
+      return failure('core_load_failed', `cannot load the wasm core from ${coreUrl}: ${err.message}`);
+    }
+    try {
+      const wasmName = chosen.wasmName;
+      const locateFile = (file) =>
+        new URL(wasmName && file.endsWith('.wasm') ? wasmName : file, coreUrl).href;
+      const args = { locateFile };
+      if (wasmBinary) args.wasmBinary = wasmBinary;
+      core = await factory(args);
+    } catch (err) {
+      return failure('core_load_failed', `cannot start the wasm core: ${err.message ?? err}`);
     }
     return { ok: true };
+  }
+
+  // Chooses the build for an init/fitStart message and starts it (unless one already runs).
+  function choose(msg) {
+    const threads = resolveThreads({ requested: msg.threads, isolated, simd, cores });
+    chosen = chooseCore({ coreUrl: msg.coreUrl, noSimdCoreUrl: msg.noSimdCoreUrl,
+      mtCoreUrl: msg.mtCoreUrl, simd, threads, haveWasmBinary: wasmBinary !== null });
+    fallback = null;
+    singleCoreUrl = msg.coreUrl;
+  }
+  let singleCoreUrl = null;
+
+  async function loadCore() {
+    if (core) return { ok: true };
+    const started = await startCore();
+    if (started.ok || chosen.build !== 'simd-mt') return started;
+    // The pthread build is an optimisation: without it (not deployed, blocked worker-src, no
+    // memory for the pool) the single-threaded core still answers.
+    fallback = started.message;
+    chosen = { url: singleCoreUrl, build: 'simd', wasmName: null, threads: 1 };
+    return startCore();
   }
 
   async function load() {
     const loadedCore = await loadCore();
     if (!loadedCore.ok) return loadedCore;
-    const created = core.createClassifier(modelBytes);
+    const created = chosen.threads > 1
+      ? core.createClassifierWithThreads(modelBytes, chosen.threads) : core.createClassifier(modelBytes);
     if (!created || created.ok !== true) {
       return failure(created?.code ?? 'invalid_model', created?.message ?? 'model rejected');
     }
@@ -217,6 +278,9 @@ export function createWorkerHandler(options = {}) {
       fitter?.delete();
     } catch { /* the module is already dead */ }
     fitter = null;
+    try {
+      core?.PThread?.terminateAllThreads();  // the pthread build's workers die with the module
+    } catch { /* already gone */ }
     core = null;
     broken = true;
   }
@@ -273,8 +337,7 @@ export function createWorkerHandler(options = {}) {
 
   async function fitStart(msg) {
     wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
-    chosen = chooseCore({ coreUrl: msg.coreUrl, noSimdCoreUrl: msg.noSimdCoreUrl, simd,
-      haveWasmBinary: wasmBinary !== null });
+    choose(msg);
     const loaded = await loadCore();
     if (!loaded.ok) return loaded;
     if (typeof core.createFitter !== 'function') {
@@ -284,7 +347,8 @@ export function createWorkerHandler(options = {}) {
       fitter?.delete();
     } catch { /* gone */ }
     fitter = null;
-    const created = core.createFitter(new Uint8Array(msg.base), msg.options ?? {});
+    const created = core.createFitter(new Uint8Array(msg.base),
+      { ...(msg.options ?? {}), threads: chosen.threads });
     if (!created || created.ok !== true) return checkedStatus(created, 'creating the fitter');
     fitter = created.fitter;
     return { ok: true };
@@ -366,8 +430,7 @@ export function createWorkerHandler(options = {}) {
       switch (msg.type) {
         case 'init': {
           wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
-          chosen = chooseCore({ coreUrl: msg.coreUrl, noSimdCoreUrl: msg.noSimdCoreUrl, simd,
-            haveWasmBinary: wasmBinary !== null });
+          choose(msg);
           modelBytes = new Uint8Array(msg.model);
           maxPixels = Number.isFinite(msg.maxPixels) && msg.maxPixels >= 1 ? msg.maxPixels : 0;
           const loaded = await load();
@@ -391,15 +454,15 @@ export function createWorkerHandler(options = {}) {
         case 'runtime': {
           // Wasm memory only grows, so its current size is the peak since the core started.
           const heap = core?.HEAP8 ?? core?.HEAPU8;
-          return {
-            ok: true,
-            runtime: {
-              coreUrl: chosen?.url ?? null,
-              build: chosen?.build ?? null,
-              simd,
-              wasmMemoryBytes: heap ? heap.length : null,
-            },
+          const runtime = {
+            coreUrl: chosen?.url ?? null,
+            build: chosen?.build ?? null,
+            simd,
+            threads: chosen?.threads ?? 1,
+            wasmMemoryBytes: heap ? heap.length : null,
           };
+          if (fallback) runtime.fallback = fallback;
+          return { ok: true, runtime };
         }
         case 'close':
           try {

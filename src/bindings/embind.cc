@@ -154,7 +154,7 @@ double number_option(const val& options, const char* key, double fallback) {
   return v.isNumber() ? v.as<double>() : fallback;
 }
 
-// One-class fitting in the browser: createFitter(baseModelBytes, {fpr, dim, holdoutEvery})
+// One-class fitting in the browser: createFitter(baseModelBytes, {fpr, dim, holdoutEvery, threads})
 // -> {ok, fitter}; add normal (and optionally abnormal) images as encoded bytes or RGBA, then
 // finish() -> {ok, modelBytes, threshold, summary}. The base is a classifier .alm, a backbone
 // (scripts/oneclass_backbone.py) or a fitted one-class model (refitted from scratch).
@@ -231,6 +231,11 @@ val create_fitter(const std::string& base_bytes, val options) {
   if (fit.holdout_every < 2) {
     return error_object(Status(StatusCode::kInvalidArgument, "holdoutEvery " + std::to_string(fit.holdout_every) + ": must be >= 2"));
   }
+  const double threads = number_option(options, "threads", 1);
+  if (!(threads >= 0 && threads <= 64)) {
+    return error_object(Status(StatusCode::kInvalidArgument, "threads " + std::to_string(threads) + ": must be in [0, 64]"));
+  }
+  fit.threads = static_cast<int>(threads);
   FeatureSpec spec;
   const double dim = number_option(options, "dim", spec.projection);
   if (!(dim >= 0 && dim <= 4096)) {

@@ -477,7 +477,9 @@ Status OneClassFitter::init() {
                                                 std::to_string(grid_w_) + ") needs more than 256 MiB of Gaussian "
                                                 "statistics; use fewer features (a projection)");
   }
-  Result<std::unique_ptr<Engine>> e = create_engine(model_.graph, backend_);
+  EngineOptions engine_options;
+  engine_options.threads = options_.threads;
+  Result<std::unique_ptr<Engine>> e = create_engine(model_.graph, backend_, engine_options);
   if (!e.ok()) return e.status();
   engine_ = std::move(e).value();
   input_.resize(static_cast<size_t>(model_.meta.input_width) * model_.meta.input_height * model_.meta.channel_count());

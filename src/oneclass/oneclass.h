@@ -102,6 +102,7 @@ struct FitOptions {
   int max_kept = 100;             // held-out normal / abnormal feature maps kept (each)
   double shrinkage = 0.01;        // covariance += shrinkage * trace/D * I
   OneClassReduce reduce = OneClassReduce::kMax;
+  int threads = 1;                // engine threads for the backbone (EngineOptions::threads)
 };
 
 struct FitSummary {

@@ -5,7 +5,7 @@
 //   - encoded input starting with "CRASH" throws, like a trap inside wasm;
 //   - a model must start with "ALM1"; "ALM1-unsupported" gives code unsupported.
 
-export const stats = { instances: 0, created: 0, deleted: 0 };
+export const stats = { instances: 0, created: 0, deleted: 0, threads: [] };
 
 function mean(bytes, stride = 1, channels = 1) {
   let sum = 0;
@@ -85,6 +85,12 @@ export default async function createAnomalensCore(moduleArgs = {}) {
           },
         },
       };
+    },
+    // The pthread bundle's entry point; the fake runs everything on one thread and records the
+    // count it was asked for.
+    createClassifierWithThreads(modelBytes, threads) {
+      stats.threads.push(threads);
+      return this.createClassifier(modelBytes);
     },
   };
 }
