@@ -18,6 +18,12 @@ uint64_t next_of(uint64_t job) { return job & kTaskMask; }
 // How long a worker keeps polling for the next job before it sleeps. Ops follow each other
 // within microseconds during an inference; a condition-variable wake-up costs tens of them.
 constexpr std::chrono::microseconds kSpin(50);
+// How long the caller polls for workers still inside a task before it sleeps until the last one
+// finishes. Usually they finish within a few microseconds; but a worker the OS has preempted
+// (a busy machine, more threads than free cores) may not run again for milliseconds, and a
+// caller spinning all that time only keeps the core it may be waiting for. (In wasm,
+// sched_yield does nothing, so sleeping is the only way to give the core away.)
+constexpr std::chrono::microseconds kCallerSpin(20);
 
 #if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
 constexpr bool kHaveThreads = false;  // wasm built without -pthread: the caller does all work
@@ -71,7 +77,13 @@ void ThreadPool::worker_loop() {
     if (stop_.load()) return;
     seen = generation_of(job_.load(std::memory_order_acquire));
     const size_t n = work(seen);
-    if (n) done_.fetch_add(n, std::memory_order_acq_rel);
+    if (n) {
+      done_.fetch_add(n);  // seq_cst, paired with caller_sleeping_ (see run())
+      if (caller_sleeping_.load()) {
+        std::lock_guard<std::mutex> lock(done_mu_);
+        done_cv_.notify_one();
+      }
+    }
   }
 }
 
@@ -103,10 +115,20 @@ void ThreadPool::run(size_t tasks, TaskFn fn, void* ctx) {
     { std::lock_guard<std::mutex> lock(mu_); }
     cv_.notify_all();
   }
-  size_t finished = work(generation);
-  // Workers still inside a task of this job: wait for them (tasks are short).
-  for (unsigned i = 0; done_.load(std::memory_order_acquire) + finished < tasks; ++i) {
-    if (i > 1024) std::this_thread::yield();
+  const size_t finished = work(generation);
+  // Workers still inside a task of this job: poll briefly, then sleep until the last one is done.
+  const auto all_done = [&] { return done_.load() + finished >= tasks; };
+  const auto spin_end = std::chrono::steady_clock::now() + kCallerSpin;
+  for (unsigned i = 1; !all_done(); ++i) {
+    if (i % 64 != 0 || std::chrono::steady_clock::now() < spin_end) continue;
+    std::unique_lock<std::mutex> lock(done_mu_);
+    // seq_cst on caller_sleeping_ and done_: either a finishing worker sees this flag and
+    // notifies (under done_mu_, so not between the predicate check and the sleep), or the
+    // predicate sees its count.
+    caller_sleeping_.store(true);
+    done_cv_.wait(lock, all_done);
+    caller_sleeping_.store(false);
+    break;
   }
 }
 

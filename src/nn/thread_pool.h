@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // ThreadPool: a small persistent pool for the builtin engine. The calling thread takes part in
 // every job; `threads - 1` workers are started once, spin briefly between jobs (an inference is
-// a chain of short jobs, one per op) and then sleep on a condition variable.
+// a chain of short jobs, one per op) and then sleep on a condition variable. The caller, once
+// its share is done, also spins only briefly before sleeping until the last task finishes, so
+// a worker preempted mid-task (busy machine) gets a core back instead of a spinning caller.
 //
 //   ThreadPool pool(2);                      // one worker + the caller
 //   pool.parallel_for(blocks, [&](size_t i) { compute_block(i); });   // returns when all done
@@ -61,7 +63,10 @@ class ThreadPool {
   void* ctx_ = nullptr;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;  // sleeping workers wait here for the next job
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;  // the caller waits here for the last task of a job
+  std::atomic<bool> caller_sleeping_{false};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
   std::vector<pthread_t> workers_;  // joined in the destructor
