@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Embind glue only: bytes and numbers in, plain objects out. Every call returns
 // {ok: true, ...} or {ok: false, code, message}; web/ turns failures into thrown errors.
-// Nothing here keeps a view into JS memory: inputs are copied once by Embind.
+// Nothing here keeps a view into JS memory: byte inputs (Uint8Array) are copied in once.
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "classifier/classifier.h"
 #include "oneclass/oneclass.h"
@@ -60,6 +61,20 @@ val verdict_object(const Verdict& v) {
   return o;
 }
 
+// A JS Uint8Array (or Uint8ClampedArray, or a Node Buffer) copied into wasm memory by one
+// TypedArray.prototype.set, i.e. a memcpy. Not Embind's std::string conversion: that copies
+// byte by byte in JS, and in the pthread build every byte also goes through a heap-growth check
+// (a 640x480 webcam frame took ~100 ms that way).
+Result<std::vector<uint8_t>> bytes_from_js(const val& array, const char* what) {
+  if (!array.instanceof(val::global("Uint8Array")) && !array.instanceof(val::global("Uint8ClampedArray"))) {
+    return Status(StatusCode::kInvalidArgument, std::string(what) + " must be a Uint8Array");
+  }
+  const size_t n = array["length"].as<size_t>();
+  std::vector<uint8_t> out(n);
+  if (n > 0) val(emscripten::typed_memory_view(n, out.data())).call<void>("set", array);
+  return out;
+}
+
 const char* channel_name(ChannelOrder c) {
   switch (c) {
     case ChannelOrder::kRgb: return "rgb";
@@ -73,14 +88,17 @@ class JsClassifier {
  public:
   explicit JsClassifier(std::unique_ptr<Classifier> c) : c_(std::move(c)) {}
 
-  val classify_encoded(const std::string& bytes) {
-    Result<Verdict> v = c_->classify_encoded(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  val classify_encoded(const val& encoded) {
+    Result<std::vector<uint8_t>> bytes = bytes_from_js(encoded, "image bytes");
+    if (!bytes.ok()) return error_object(bytes.status());
+    Result<Verdict> v = c_->classify_encoded(bytes.value().data(), bytes.value().size());
     return v.ok() ? verdict_object(v.value()) : error_object(v.status());
   }
 
-  val classify_rgba(const std::string& rgba, int width, int height) {
-    Result<Verdict> v =
-        c_->classify_rgba(reinterpret_cast<const uint8_t*>(rgba.data()), rgba.size(), width, height);
+  val classify_rgba(const val& pixels, int width, int height) {
+    Result<std::vector<uint8_t>> rgba = bytes_from_js(pixels, "RGBA pixels");
+    if (!rgba.ok()) return error_object(rgba.status());
+    Result<Verdict> v = c_->classify_rgba(rgba.value().data(), rgba.value().size(), width, height);
     return v.ok() ? verdict_object(v.value()) : error_object(v.status());
   }
 
@@ -127,11 +145,13 @@ class JsClassifier {
 
 // `threads`: engine threads (0 = all cores, at most the pthread pool + 1); only the pthread
 // bundle (anomalens_core_mt) runs more than one.
-val create_classifier_with_threads(const std::string& model_bytes, int threads) {
+val create_classifier_with_threads(const val& model, int threads) {
+  Result<std::vector<uint8_t>> model_bytes = bytes_from_js(model, "the model");
+  if (!model_bytes.ok()) return error_object(model_bytes.status());
   EngineOptions options;
   options.threads = threads;
   Result<std::unique_ptr<Classifier>> c = Classifier::create_from_bytes(
-      reinterpret_cast<const uint8_t*>(model_bytes.data()), model_bytes.size(), Backend::kBuiltin, options);
+      model_bytes.value().data(), model_bytes.value().size(), Backend::kBuiltin, options);
   if (!c.ok()) return error_object(c.status());
   val o = val::object();
   o.set("ok", true);
@@ -139,7 +159,7 @@ val create_classifier_with_threads(const std::string& model_bytes, int threads) 
   return o;
 }
 
-val create_classifier(const std::string& model_bytes) { return create_classifier_with_threads(model_bytes, 1); }
+val create_classifier(const val& model) { return create_classifier_with_threads(model, 1); }
 
 
 val ok_object() {
@@ -162,10 +182,10 @@ class JsFitter {
  public:
   explicit JsFitter(std::unique_ptr<OneClassFitter> f) : f_(std::move(f)) {}
 
-  val add_normal_encoded(const std::string& bytes) { return add_encoded(bytes, false); }
-  val add_abnormal_encoded(const std::string& bytes) { return add_encoded(bytes, true); }
-  val add_normal_rgba(const std::string& rgba, int width, int height) { return add_rgba(rgba, width, height, false); }
-  val add_abnormal_rgba(const std::string& rgba, int width, int height) { return add_rgba(rgba, width, height, true); }
+  val add_normal_encoded(const val& bytes) { return add_encoded(bytes, false); }
+  val add_abnormal_encoded(const val& bytes) { return add_encoded(bytes, true); }
+  val add_normal_rgba(const val& rgba, int width, int height) { return add_rgba(rgba, width, height, false); }
+  val add_abnormal_rgba(const val& rgba, int width, int height) { return add_rgba(rgba, width, height, true); }
 
   val finish() {
     if (finished_) return error_object(Status(StatusCode::kInvalidArgument, "finish() was already called on this fitter"));
@@ -206,12 +226,15 @@ class JsFitter {
     if (abnormal) ++abnormal_;
     return ok_object();
   }
-  val add_encoded(const std::string& bytes, bool abnormal) {
-    return add_image(decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), DecodeOptions{}), abnormal);
+  val add_encoded(const val& encoded, bool abnormal) {
+    Result<std::vector<uint8_t>> bytes = bytes_from_js(encoded, "image bytes");
+    if (!bytes.ok()) return error_object(bytes.status());
+    return add_image(decode_image(bytes.value().data(), bytes.value().size(), DecodeOptions{}), abnormal);
   }
-  val add_rgba(const std::string& rgba, int width, int height, bool abnormal) {
-    return add_image(image_from_rgba(reinterpret_cast<const uint8_t*>(rgba.data()), rgba.size(), width, height, DecodeOptions{}),
-                     abnormal);
+  val add_rgba(const val& pixels, int width, int height, bool abnormal) {
+    Result<std::vector<uint8_t>> rgba = bytes_from_js(pixels, "RGBA pixels");
+    if (!rgba.ok()) return error_object(rgba.status());
+    return add_image(image_from_rgba(rgba.value().data(), rgba.value().size(), width, height, DecodeOptions{}), abnormal);
   }
 
   std::unique_ptr<OneClassFitter> f_;
@@ -219,8 +242,10 @@ class JsFitter {
   int abnormal_ = 0;
 };
 
-val create_fitter(const std::string& base_bytes, val options) {
-  Result<Model> base = load_model(reinterpret_cast<const uint8_t*>(base_bytes.data()), base_bytes.size());
+val create_fitter(const val& base_model, val options) {
+  Result<std::vector<uint8_t>> base_bytes = bytes_from_js(base_model, "the base model");
+  if (!base_bytes.ok()) return error_object(base_bytes.status());
+  Result<Model> base = load_model(base_bytes.value().data(), base_bytes.value().size());
   if (!base.ok()) return error_object(base.status());
   FitOptions fit;
   fit.fpr = number_option(options, "fpr", fit.fpr);

@@ -78,3 +78,22 @@ test('info() exposes the model card', () => {
   assert.ok(info.parameters > 0);
   clf.delete();
 });
+
+test('byte inputs must be Uint8Arrays: anything else is a clear invalid_argument, not a trap', () => {
+  const clf = create(fixtureModel);
+  for (const bad of ['not bytes', 42, null, new ArrayBuffer(8), [1, 2, 3], new Float32Array(4)]) {
+    const r = clf.classifyEncoded(bad);
+    assert.equal(r.ok, false);
+    assert.equal(r.code, 'invalid_argument', String(bad));
+    assert.match(r.message, /Uint8Array/);
+    const q = clf.classifyRgba(bad, 1, 1);
+    assert.equal(q.code, 'invalid_argument');
+  }
+  const m = core.createClassifier(new ArrayBuffer(16));
+  assert.equal(m.ok, false);
+  assert.equal(m.code, 'invalid_argument');
+  // A Uint8ClampedArray (canvas ImageData) is accepted as RGBA.
+  const px = new Uint8ClampedArray(4 * 4 * 4).fill(128);
+  assert.equal(clf.classifyRgba(px, 4, 4).ok, true);
+  clf.delete();
+});
