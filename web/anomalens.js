@@ -342,11 +342,15 @@ export class Anomalens {
       throw new AnomalensError('invalid_argument', `options.maxPixels ${options.maxPixels}: expected a number >= 1`);
     }
     const fields = Anomalens._coreFields(options);
-    const modelBytes = await loadModelBytes(options.model);
+    // Cold start: the worker fetches and compiles the core while this thread fetches the model.
     const clf = Anomalens._spawn(options);
+    const coreLoaded = clf._request({ type: 'load', ...fields }, fields.wasmBinary ? [fields.wasmBinary] : []);
+    coreLoaded.catch(() => {});  // awaited below, after the model (whichever fails first is reported)
     try {
-      const init = { type: 'init', ...fields, model: modelBytes, maxPixels: options.maxPixels };
-      const reply = await clf._request(init, [modelBytes, ...(init.wasmBinary ? [init.wasmBinary] : [])]);
+      const modelBytes = await loadModelBytes(options.model);
+      await coreLoaded;
+      const init = { type: 'init', model: modelBytes, maxPixels: options.maxPixels };
+      const reply = await clf._request(init, [modelBytes]);
       clf._info = reply.info;
     } catch (err) {
       clf._terminate();

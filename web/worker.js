@@ -2,7 +2,10 @@
 // Module Web Worker that owns the wasm core and one C++ Classifier.
 //
 // Protocol (one request at a time, answered in order; see anomalens.js):
-//   {id, type: 'init', coreUrl, model: ArrayBuffer, wasmBinary?, threads?} -> {id, ok, info}
+//   {id, type: 'load', coreUrl, wasmBinary?, threads?, noSimdCoreUrl?, mtCoreUrl?} -> {id, ok}
+//     (chooses and starts the core; the page sends it first and fetches the model meanwhile)
+//   {id, type: 'init', model: ArrayBuffer, maxPixels?} -> {id, ok, info}  (after 'load'; or with
+//     the 'load' fields itself, which then chooses and starts the core)
 //   {id, type: 'classify', kind: 'bytes', bytes: ArrayBuffer}   -> {id, ok, result}
 //   {id, type: 'classify', kind: 'rgba', data, width, height}
 //   {id, type: 'classify', kind: 'blob', blob}                  (decoded by the browser here)
@@ -428,9 +431,18 @@ export function createWorkerHandler(options = {}) {
   return async function handle(msg) {
     try {
       switch (msg.type) {
-        case 'init': {
+        case 'load': {  // the first request of a worker
           wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
           choose(msg);
+          return await loadCore();
+        }
+        case 'init': {
+          if (msg.coreUrl) {
+            wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
+            choose(msg);
+          } else if (!chosen) {
+            return failure('invalid_argument', 'init without coreUrl needs a load request first');
+          }
           modelBytes = new Uint8Array(msg.model);
           maxPixels = Number.isFinite(msg.maxPixels) && msg.maxPixels >= 1 ? msg.maxPixels : 0;
           const loaded = await load();
