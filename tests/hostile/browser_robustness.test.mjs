@@ -170,11 +170,17 @@ function assertClean(s, state, where) {
   assert.deepEqual(foreign, [], `${where}: requests outside the test server`);
 }
 
-/** JS heap of the page (after a full GC, CDP) and of the dedicated worker (measureUserAgentSpecificMemory). */
-async function jsHeaps(page, cdp) {
+/**
+ * JS heap of the page (after a full GC, CDP) and, with `worker`, of the dedicated workers
+ * (measureUserAgentSpecificMemory). That call waits for every worker's event loop, and the
+ * pthread build's workers sleep inside wasm between jobs, so it only returns at its 60 s
+ * timeout there: the test measures workers at the start and the end of the run only.
+ */
+async function jsHeaps(page, cdp, { worker: withWorker = false } = {}) {
   await cdp.send('HeapProfiler.collectGarbage');
   await cdp.send('HeapProfiler.collectGarbage');
   const { usedSize } = await cdp.send('Runtime.getHeapUsage');
+  if (!withWorker) return { page: usedSize, worker: null };
   const worker = await page.evaluate(async () => {
     if (!crossOriginIsolated || typeof performance.measureUserAgentSpecificMemory !== 'function') return null;
     const m = await performance.measureUserAgentSpecificMemory();
@@ -234,8 +240,10 @@ test(`watch mode: ${kFrames} webcam frames back to back, no dropped verdict, mem
 
     const t0 = Date.now();
     await runFrames(Math.min(kWarmupFrames, kFrames));
-    const wasm0 = (await page.evaluate(() => window.clf.runtime())).wasmMemoryBytes;
-    const heap0 = await jsHeaps(page, cdp);
+    const rt0 = await page.evaluate(() => window.clf.runtime());
+    const wasm0 = rt0.wasmMemoryBytes;
+    t.diagnostic(`core: ${rt0.build}, ${rt0.threads} thread(s)`);
+    const heap0 = await jsHeaps(page, cdp, { worker: true });
     const samples = [{ frames: Math.min(kWarmupFrames, kFrames), wasm: wasm0, ...heap0 }];
     let done = samples[0].frames;
     while (done < kFrames) {
@@ -243,7 +251,7 @@ test(`watch mode: ${kFrames} webcam frames back to back, no dropped verdict, mem
       await runFrames(n);
       done += n;
       const wasm = (await page.evaluate(() => window.clf.runtime())).wasmMemoryBytes;
-      samples.push({ frames: done, wasm, ...(await jsHeaps(page, cdp)) });
+      samples.push({ frames: done, wasm, ...(await jsHeaps(page, cdp, { worker: done >= kFrames })) });
     }
     const seconds = (Date.now() - t0) / 1000;
     const v = await page.evaluate(() => window.__verdicts);
