@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Test-only core for tests/hostile/browser_robustness.test.mjs, served at /core/trap_core.js:
 // the real wasm core (web/core/anomalens_core.js) with one change. classifyEncoded() on bytes
-// starting with "TRAP-CORE" makes the real wasm module trap (an indirect call through a table
-// index far out of bounds: a genuine WebAssembly.RuntimeError from inside the module), exactly
-// what a bug in the core would do. Counts module instances in globalThis.__anomalensCoreInstances.
+// starting with "TRAP-CORE" makes the real wasm module trap (free() of a pointer near 4 GiB: the
+// allocator reads that chunk's header far outside the heap, a genuine WebAssembly.RuntimeError
+// "memory access out of bounds" from inside the module), exactly what a bug in the core would do. Counts module instances in globalThis.__anomalensCoreInstances.
 import createRealCore from '/core/anomalens_core.js';
 
 const kMagic = Array.from('TRAP-CORE', (c) => c.charCodeAt(0));
@@ -13,10 +13,9 @@ function isTrapRequest(bytes) {
 }
 
 function trapInside(core) {
-  const call = core.dynCall_viijii ?? core.dynCall_iiiiij;
-  if (typeof call !== 'function') throw new Error('trap_core: the core exports no dynCall_* to trap through');
-  call(0x7ffffff0, 0, 0, 0, 0, 0, 0);
-  throw new Error('trap_core: the out-of-bounds indirect call did not trap');
+  if (typeof core._free !== 'function') throw new Error('trap_core: the core exports no _free to trap through');
+  core._free(0xfffffff0);
+  throw new Error('trap_core: free() of an out-of-heap pointer did not trap');
 }
 
 export default async function createTrapCore(args) {
