@@ -494,7 +494,8 @@ def train(args, model, data, norm, out_dir):
     gen = torch.Generator().manual_seed(args.seed)
     counts = np.bincount(ytr.numpy(), minlength=2)
     cw = torch.tensor(len(ytr) / (2.0 * np.maximum(counts, 1)), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=cw if args.class_weights else None)
+    loss_fn = nn.CrossEntropyLoss(weight=cw if args.class_weights else None,
+                                  label_smoothing=args.label_smoothing)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(xtr) / args.batch_size)
@@ -510,24 +511,43 @@ def train(args, model, data, norm, out_dir):
     cache = None
     if args.cache_variants > 0 and hasattr(model, "frozen_part") and args.freeze_through >= 0 \
             and not args.from_scratch:
-        cache = build_cache(args, model, xtr, xva, norm, gen, aug_cfg)
+        cache = load_or_build_cache(args, model, xtr, xva, norm, gen, aug_cfg)
+    swa_sum, swa_n = None, 0
     for epoch in range(1, args.epochs + 1):
         t0 = time.time()
         model.train()
         tot_loss, tot_ok, seen = 0.0, 0, 0
         for k, idx in enumerate(batches(len(xtr), args.batch_size, gen)):
             yb = ytr[idx]
+            mix = None
+            if args.mixup > 0:
+                lam = float(np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,),
+                                                                    generator=gen)))
+                            .beta(args.mixup, args.mixup))
+                mix = (torch.randperm(len(idx), generator=gen), max(lam, 1 - lam))
             if cache is not None:
                 v = torch.randint(0, cache["v"], (len(idx),), generator=gen)
-                feat = cache["train"][v, idx].contiguous(memory_format=CL)
+                feat = cache["train"][v, idx]
                 low = [t[v, idx] for t in cache["train_low"]]
-                logits = model.forward_from(feat, low, args.freeze_through)
+                if mix is not None:  # mixup of the frozen layers' features
+                    pm, lam = mix
+                    feat = lam * feat + (1 - lam) * feat[pm]
+                    low = [lam * t + (1 - lam) * t[pm] for t in low]
+                logits = model.forward_from(feat.contiguous(memory_format=CL), low,
+                                            args.freeze_through)
             else:
                 xb = xtr[idx]
                 if args.augment:
                     xb = augment(xb, gen, aug_cfg)
+                if mix is not None:
+                    pm, lam = mix
+                    xb = lam * xb + (1 - lam) * xb[pm]
                 logits = model(norm(xb).contiguous(memory_format=CL))
-            loss = loss_fn(logits, yb)
+            if mix is not None:
+                pm, lam = mix
+                loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[pm])
+            else:
+                loss = loss_fn(logits, yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -551,21 +571,134 @@ def train(args, model, data, norm, out_dir):
             f"  |  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} "
             f"auc {row['val_auc']:.4f} f1 {row['val_f1']:.4f}  ({row['seconds']:.0f}s)")
         write_log(out_dir, history)
+        if args.swa_start and epoch >= args.swa_start:
+            sd = model.state_dict()
+            if swa_sum is None:
+                swa_sum = {k: v.detach().clone().double() for k, v in sd.items()
+                           if v.dtype.is_floating_point}
+            else:
+                for k in swa_sum:
+                    swa_sum[k] += sd[k].double()
+            swa_n += 1
         key = (np.nan_to_num(row["val_auc"]), -row["val_loss"])
         if best is None or key > best:
             best, best_state, bad = key, copy.deepcopy(model.state_dict()), 0
             row["best"] = True
         else:
             bad += 1
-            if bad >= args.patience:
+            if bad >= args.patience and not (args.swa_start and epoch >= args.swa_start):
                 log(f"early stop: validation AUC did not improve for {args.patience} epochs")
                 break
         elapsed = (time.time() - T_START) / 60
         if args.max_minutes and elapsed + row["seconds"] / 60 > args.max_minutes:
             log(f"stopping: time budget --max-minutes {args.max_minutes} would be exceeded")
             break
+    if swa_n >= 2:
+        # Stochastic weight averaging: mean of the weights at the end of epochs swa_start..,
+        # then the BN statistics of the trained layers recomputed on the training data.
+        sd = model.state_dict()
+        avg = {k: (swa_sum[k] / swa_n).to(sd[k].dtype) if k in swa_sum else sd[k] for k in sd}
+        model.load_state_dict(avg)
+        recompute_bn(model, args, xtr, norm, cache, gen)
+        if cache is not None:
+            pva = predict_cached(model, cache, args.freeze_through, args.batch_size * 4)
+        else:
+            pva = predict(model, xva, norm, args.batch_size * 2, "  validation")
+        vm = metrics_at(yva.numpy(), pva, 0.5)
+        row = {"epoch": history[-1]["epoch"] + 1, "swa": swa_n, "train_loss": float("nan"),
+               "train_acc": float("nan"), "val_loss": bce_from_probs(yva.numpy(), pva),
+               "val_acc": vm["accuracy"], "val_auc": vm["roc_auc"], "val_f1": vm["f1"],
+               "lr": float("nan"), "seconds": 0.0}
+        log(f"SWA of {swa_n} epochs ({args.swa_start}..{history[-1]['epoch']}): val loss "
+            f"{row['val_loss']:.4f} acc {row['val_acc']:.4f} auc {row['val_auc']:.4f} "
+            f"f1 {row['val_f1']:.4f}")
+        key = (np.nan_to_num(row["val_auc"]), -row["val_loss"])
+        if args.swa_only or key >= best:
+            row["best"] = True
+            for h in history:
+                h.pop("best", None)
+            history.append(row)
+            write_log(out_dir, history)
+            log("keeping the SWA weights" + (" (--swa-only)" if args.swa_only else
+                                             " (validation AUC >= best epoch's)"))
+            return history
+        history.append(row)
+        write_log(out_dir, history)
+        log("keeping the best epoch's weights (higher validation AUC than SWA)")
     model.load_state_dict(best_state)
     return history
+
+
+def recompute_bn(model, args, xtr, norm, cache, gen):
+    """Recomputes the running statistics of the trainable BatchNorm layers (cumulative average
+    over one pass of the training data, a random cached variant per image), as SWA needs."""
+    import torch
+    from torch import nn
+    frozen = set()
+    for m in getattr(model, "frozen", []):
+        frozen |= {id(x) for x in m.modules()}
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+           and id(m) not in frozen]
+    if not bns:
+        return
+    moms = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for idx in batches(len(xtr), args.batch_size * 4, gen):
+            if cache is not None:
+                v = torch.randint(0, cache["v"], (len(idx),), generator=gen)
+                model.forward_from(cache["train"][v, idx].contiguous(memory_format=CL),
+                                   [t[v, idx] for t in cache["train_low"]], args.freeze_through)
+            else:
+                xb = xtr[idx]
+                if args.augment:
+                    xb = augment(xb, gen, {"hflip": args.hflip, "vflip": args.vflip,
+                                           "rotate": args.rotate, "shift": args.shift,
+                                           "scale": args.scale_jitter,
+                                           "brightness": args.brightness,
+                                           "contrast": args.contrast})
+                model(norm(xb).contiguous(memory_format=CL))
+    for m, mo in zip(bns, moms):
+        m.momentum = mo
+    model.eval()
+
+
+def cache_key(args, n_train, n_val):
+    """What the cached features depend on (a --feature-cache file must match all of it)."""
+    keys = ("data", "backbone", "taps", "freeze_through", "cache_variants", "channels",
+            "input_size", "augment", "hflip", "vflip", "rotate", "shift", "scale_jitter",
+            "brightness", "contrast", "val_frac", "test_frac", "group_gap", "seed", "smoke",
+            "test_dir")
+    d = {k: getattr(args, k) for k in keys}
+    d["data"] = os.path.abspath(d["data"])
+    d["n"] = [n_train, n_val]
+    return json.dumps(d, sort_keys=True)
+
+
+def load_or_build_cache(args, model, xtr, xva, norm, gen, aug_cfg):
+    """build_cache, or with --feature-cache FILE: load it if it was made with the same data
+    and cache options (and restore the random generator to its state after caching, so that
+    the run is the same as one that builds the cache), else build and save it."""
+    import torch
+    path = args.feature_cache
+    key = cache_key(args, len(xtr), len(xva))
+    if path and os.path.exists(path):
+        saved = torch.load(path)
+        if saved.get("key") == key:
+            gen.set_state(saved["gen_state"])
+            log(f"loaded cached frozen features from {path} (built in "
+                f"{saved['seconds']:.0f}s)")
+            return saved["cache"]
+        log(f"{path}: made with other options; rebuilding it")
+    t0 = time.time()
+    cache = build_cache(args, model, xtr, xva, norm, gen, aug_cfg)
+    if path:
+        torch.save({"key": key, "gen_state": gen.get_state(), "cache": cache,
+                    "seconds": time.time() - t0}, path)
+    return cache
 
 
 def build_cache(args, model, xtr, xva, norm, gen, aug_cfg):
@@ -803,6 +936,20 @@ def parse_args(argv):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                    help="mixup with Beta(ALPHA, ALPHA) weights (0: off); with --cache-variants"
+                    " it mixes the frozen layers' features")
+    ap.add_argument("--swa-start", type=int, default=0, metavar="E",
+                    help="stochastic weight averaging of the weights at the end of epochs E.. "
+                    "(BN statistics recomputed); kept if its validation AUC is >= the best "
+                    "epoch's (0: off; early stopping is off from epoch E)")
+    ap.add_argument("--swa-only", action="store_true",
+                    help="with --swa-start: always keep the SWA weights")
+    ap.add_argument("--feature-cache", default=None, metavar="FILE",
+                    help="save the cached frozen features to FILE, or load them from it if it "
+                    "was made with the same data and options (experiments on the later "
+                    "layers' training)")
     ap.add_argument("--no-class-weights", dest="class_weights", action="store_false")
     ap.add_argument("--no-augment", dest="augment", action="store_false")
     ap.add_argument("--hflip", type=int, default=1)
