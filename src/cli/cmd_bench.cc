@@ -12,12 +12,12 @@ namespace anomalens {
 
 int cmd_bench(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--model", "--backend", "--runs", "--warmup"}, {"--json", "--help", "-h"});
+      {"--model", "--backend", "--runs", "--warmup", "--threads"}, {"--json", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
   const cli::Args& args = parsed.value();
   if (args.has("--help") || args.has("-h") || !args.positionals.empty()) {
     std::fputs("usage: anomalens bench [--model FILE] [--backend builtin|xnnpack|reference]\n"
-               "                       [--runs N (50)] [--warmup N (5)] [--json]\n",
+               "                       [--runs N (50)] [--warmup N (5)] [--threads N (1; builtin only)] [--json]\n",
                args.positionals.empty() ? stdout : stderr);
     return args.positionals.empty() ? 0 : 2;
   }
@@ -34,8 +34,16 @@ int cmd_bench(int argc, char** argv) {
     if (!v.ok()) return cli::fail(v.status());
     warmup = static_cast<int>(v.value());
   }
+  EngineOptions options;
+  if (const std::string* t = args.get("--threads")) {
+    Result<double> v = cli::parse_number("--threads", *t, 1, 64);
+    if (!v.ok()) return cli::fail(v.status());
+    options.threads = static_cast<int>(v.value());
+  }
   const std::string path = cli::model_path(args, argv[0]);
-  Result<std::unique_ptr<Classifier>> created = Classifier::create_from_file(path, backend.value());
+  Result<Model> model = load_model_file(path);
+  if (!model.ok()) return cli::fail(model.status());
+  Result<std::unique_ptr<Classifier>> created = Classifier::create(std::move(model).value(), backend.value(), options);
   if (!created.ok()) return cli::fail(created.status());
   Classifier& clf = *created.value();
   const ModelMeta& meta = clf.model().meta;
@@ -56,14 +64,15 @@ int cmd_bench(int argc, char** argv) {
   const double p90 = ms[std::min(ms.size() - 1, ms.size() * 9 / 10)];
   const double gmacs = clf.model().graph.macs() / 1e9;
   if (args.has("--json")) {
-    std::printf("{\"model\":%s,\"runtime\":\"anomalens-native-%s\",\"threads\":1,\"runs\":%d,"
+    std::printf("{\"model\":%s,\"runtime\":\"anomalens-native-%s\",\"threads\":%d,\"runs\":%d,"
                 "\"median_ms\":%s,\"p90_ms\":%s,\"min_ms\":%s,\"gflops\":%s}\n",
-                cli::json_string(path).c_str(), backend_name(backend.value()), runs,
+                cli::json_string(path).c_str(), backend_name(backend.value()), options.threads, runs,
                 cli::json_number(median).c_str(), cli::json_number(p90).c_str(),
                 cli::json_number(ms.front()).c_str(), cli::json_number(2 * gmacs / (median / 1e3)).c_str());
   } else {
-    std::printf("%s (%s backend, %d runs after %d warm-up): median %.3f ms, p90 %.3f ms, min %.3f ms, "
-                "%.1f GFLOP/s\n", path.c_str(), backend_name(backend.value()), runs, warmup, median, p90,
+    std::printf("%s (%s backend, %d thread(s), %d runs after %d warm-up): median %.3f ms, p90 %.3f ms, "
+                "min %.3f ms, %.1f GFLOP/s\n", path.c_str(), backend_name(backend.value()), options.threads, runs,
+                warmup, median, p90,
                 ms.front(), 2 * gmacs / (median / 1e3));
   }
   return 0;
