@@ -85,6 +85,22 @@ function renderModelCard(info) {
   card.append(dl);
 }
 
+// "Runs on" row of the model card: which core build the worker chose (clf.runtime()).
+function renderEngine(rt) {
+  const dl = $('model-card').querySelector('dl');
+  if (!dl) return;
+  const build = { simd: 'WebAssembly SIMD', 'simd-mt': 'WebAssembly SIMD', nosimd: 'WebAssembly (no SIMD)',
+    given: 'WebAssembly' }[rt.build] ?? 'WebAssembly';
+  const dt = document.createElement('dt');
+  dt.textContent = 'Runs on';
+  const dd = document.createElement('dd');
+  dd.id = 'model-engine';
+  dd.textContent = `${build}, ${rt.threads} thread${rt.threads === 1 ? '' : 's'}` +
+    (rt.fallback ? ' (threaded build unavailable)' : '');
+  dl.append(dt, dd);
+  document.body.dataset.engine = `${rt.build}/${rt.threads}`;
+}
+
 function setModelStatus(text, kind) {
   const el = $('model-status');
   el.textContent = text;
@@ -117,6 +133,7 @@ function useClassifier(clf, source, origin) {
   state.modelSource = source;
   state.oneclass = info.oneclass === true;
   renderModelCard(info);
+  clf.runtime().then((rt) => { if (state.clf === clf) renderEngine(rt); }, () => {});
   setThreshold(info.threshold);
   $('threshold').disabled = false;
   $('heatmap-toggle').disabled = !state.oneclass;

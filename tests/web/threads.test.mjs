@@ -152,10 +152,15 @@ test('Chromium: isolated pages run the pthread build, others one thread; same sc
             one: await classifyAll({ threads: 1 }),
           };
         }, images);
+        // The app says in its model card what it runs on.
+        await page.goto(`${served.url}/`);
+        await page.waitForSelector('body[data-engine]', { timeout: 120000 });
+        const engine = await page.evaluate(() => ({ data: document.body.dataset.engine,
+          text: document.getElementById('model-engine')?.textContent }));
         assert.deepEqual(foreignRequests(requests, served), []);
         assert.deepEqual(problems, []);
         await context.close();
-        return { ...out, paths: served.requests.map((r) => r.path) };
+        return { ...out, engine, paths: served.requests.map((r) => r.path) };
       } finally {
         await served.close();
       }
@@ -173,12 +178,16 @@ test('Chromium: isolated pages run the pthread build, others one thread; same sc
       assert.deepEqual([iso.one.rt.build, iso.one.rt.threads], ['simd', 1]);
       // Which thread computes a block never changes the arithmetic: identical scores.
       assert.deepEqual(iso.auto.scores, iso.one.scores);
+      assert.equal(iso.engine.data, `simd-mt/${want}`);
+      assert.equal(iso.engine.text, `WebAssembly SIMD, ${want} threads`);
 
       const plain = await run(false);
       assert.equal(plain.isolated, false);
       assert.deepEqual([plain.auto.rt.build, plain.auto.rt.threads], ['simd', 1]);
       assert.equal(plain.paths.filter((p) => p.includes('_mt')).length, 0, plain.paths.join(' '));
       assert.deepEqual(plain.auto.scores, iso.one.scores);
+      assert.equal(plain.engine.data, 'simd/1');
+      assert.equal(plain.engine.text, 'WebAssembly SIMD, 1 thread');
       for (let i = 0; i < files.length; i++) {
         assert.ok(Number.isFinite(iso.auto.scores[i]), `${path.basename(files[i])}: ${iso.auto.scores[i]}`);
       }
