@@ -680,15 +680,18 @@ def cache_key(args, n_train, n_val):
 
 def load_or_build_cache(args, model, xtr, xva, norm, gen, aug_cfg):
     """build_cache, or with --feature-cache FILE: load it if it was made with the same data
-    and cache options (and restore the random generator to its state after caching, so that
-    the run is the same as one that builds the cache), else build and save it."""
+    and cache options (and restore the random generators to their state after caching, so
+    that the run is the same as one that builds the cache), else build and save it."""
     import torch
     path = args.feature_cache
     key = cache_key(args, len(xtr), len(xva))
     if path and os.path.exists(path):
         saved = torch.load(path)
-        if saved.get("key") == key:
+        if saved.get("key") == key and "torch_rng_state" in saved:
             gen.set_state(saved["gen_state"])
+            # Building the cache also draws from torch's global generator (the fused copy's
+            # layers are initialised before their weights are set; dropout uses it later).
+            torch.set_rng_state(saved["torch_rng_state"])
             log(f"loaded cached frozen features from {path} (built in "
                 f"{saved['seconds']:.0f}s)")
             return saved["cache"]
@@ -696,7 +699,8 @@ def load_or_build_cache(args, model, xtr, xva, norm, gen, aug_cfg):
     t0 = time.time()
     cache = build_cache(args, model, xtr, xva, norm, gen, aug_cfg)
     if path:
-        torch.save({"key": key, "gen_state": gen.get_state(), "cache": cache,
+        torch.save({"key": key, "gen_state": gen.get_state(),
+                    "torch_rng_state": torch.get_rng_state(), "cache": cache,
                     "seconds": time.time() - t0}, path)
     return cache
 
