@@ -174,6 +174,81 @@ TEST(OneClass, ThresholdMeetsTargetFalsePositiveRate) {
   EXPECT_NEAR(fpr, 0.1, 0.07) << positives << " of " << n << " fresh normal images flagged";
 }
 
+TEST(OneClass, FlipHwcFlipsAndIsItsOwnInverse) {
+  // 3 wide, 2 high, 2 channels: value = 100 * y + 10 * x + c.
+  std::vector<float> t(12), orig;
+  for (int y = 0; y < 2; ++y)
+    for (int x = 0; x < 3; ++x)
+      for (int c = 0; c < 2; ++c) t[(y * 3 + x) * 2 + c] = 100.f * y + 10.f * x + c;
+  orig = t;
+  flip_hwc(t.data(), 3, 2, 2, true, false);
+  EXPECT_EQ(t[0], 20.f);                // (x 0, y 0) <- (x 2, y 0), channel 0
+  EXPECT_EQ(t[1], 21.f);                // channels stay in order
+  EXPECT_EQ(t[(1 * 3 + 1) * 2], 110.f);  // the middle column stays
+  flip_hwc(t.data(), 3, 2, 2, true, true);  // undo h, apply v
+  EXPECT_EQ(t[0], 100.f);
+  flip_hwc(t.data(), 3, 2, 2, false, true);
+  EXPECT_EQ(t, orig);
+
+  uint32_t flags = 99;
+  ASSERT_TRUE(parse_oneclass_augment("flips", &flags));
+  EXPECT_EQ(flags, uint32_t{kAugmentHFlip | kAugmentVFlip | kAugmentRot180});
+  EXPECT_EQ(oneclass_augment_name(flags), "hflip,vflip,rot180");
+  ASSERT_TRUE(parse_oneclass_augment("vflip,hflip", &flags));
+  EXPECT_EQ(flags, uint32_t{kAugmentHFlip | kAugmentVFlip});
+  ASSERT_TRUE(parse_oneclass_augment("none", &flags));
+  EXPECT_EQ(flags, 0u);
+  EXPECT_FALSE(parse_oneclass_augment("rot90", &flags));
+  EXPECT_FALSE(parse_oneclass_augment("hflip,", &flags));
+}
+
+TEST(OneClass, FitTimeAugmentationSeparatesAndMeetsItsFalsePositiveRate) {
+  FitOptions o;
+  o.fpr = 0.1;
+  o.max_kept = 200;
+  o.augment = kAugmentHFlip | kAugmentVFlip | kAugmentRot180;
+  const Fitted f = fit(400, 0, o);
+  EXPECT_EQ(f.summary.fit_images, 320);  // images, not copies
+  EXPECT_LE(f.summary.holdout_fpr, 0.1 + 1e-9);
+  Result<Model> m = load_model(f.bytes.data(), f.bytes.size());
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(m.value().meta.find("oneclass.augment"));
+  EXPECT_EQ(*m.value().meta.find("oneclass.augment"), "hflip,vflip,rot180");
+  std::unique_ptr<Classifier> c = classifier(f.bytes);
+  ASSERT_TRUE(c);
+  std::mt19937 rng(4321);
+  int positives = 0;
+  const int n = 300;
+  std::vector<float> scores;
+  std::vector<int> labels;
+  for (int i = 0; i < n; ++i) {
+    Result<Verdict> v = c->classify_image(synthetic(&rng, false));
+    ASSERT_TRUE(v.ok());
+    positives += v.value().abnormal;
+    if (i < 60) {
+      scores.push_back(v.value().score);
+      labels.push_back(0);
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(positives) / n, 0.1, 0.07) << positives << " of " << n;
+  for (int i = 0; i < 60; ++i) {
+    Result<Verdict> v = c->classify_image(synthetic(&rng, true));
+    ASSERT_TRUE(v.ok());
+    scores.push_back(v.value().score);
+    labels.push_back(1);
+  }
+  Result<BinaryMetrics> metrics = compute_metrics(scores, labels, 0.5f);
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_GT(metrics.value().roc_auc, 0.95);
+
+  FitOptions bad;
+  bad.augment = 8;
+  Result<Model> features = make_feature_model(backbone(), FeatureSpec{});
+  ASSERT_TRUE(features.ok());
+  OneClassFitter fitter(std::move(features).value(), bad);
+  EXPECT_EQ(fitter.init().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(OneClass, AbnormalExamplesRefineTheThresholdByF1) {
   FitOptions o;
   o.fpr = 0.0;  // most conservative FPR threshold; F1 on examples should move it down or keep it

@@ -26,7 +26,10 @@ const char kHelp[] =
     "  --layers A,B,C     blob names of the base graph to use (default: the last blob at 1/4,\n"
     "                     1/8 and 1/16 of the input resolution)\n"
     "  --dim N            random projection of the features to N channels (default 128, 0: none)\n"
+    "  --pool max|avg     how finer feature maps are reduced onto the coarsest grid (default max)\n"
     "  --reduce max|top   image distance: max over locations (default) or mean of the top 1%\n"
+    "  --augment A        fit-time augmentation: none (default), hflip, flips (hflip,vflip,\n"
+    "                     rot180) or a comma list; each adds one backbone pass per image\n"
     "  --backend B        builtin (default), xnnpack (native) or reference\n"
     "  -o, --output FILE  where to write the fitted .alm\n"
     "  --quiet            no progress bar\n";
@@ -63,7 +66,8 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 int cmd_fit(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--backend", "-o", "--output"},
+      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--backend", "-o",
+       "--output"},
       {"--quiet", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
   const cli::Args& args = parsed.value();
@@ -95,6 +99,12 @@ int cmd_fit(int argc, char** argv) {
     else if (*r == "top") options.reduce = OneClassReduce::kTopMean;
     else return cli::fail(Status(StatusCode::kInvalidArgument, "--reduce " + *r + ": expected max or top"));
   }
+  if (const std::string* a = args.get("--augment")) {
+    if (!parse_oneclass_augment(*a, &options.augment)) {
+      return cli::fail(Status(StatusCode::kInvalidArgument,
+                              "--augment " + *a + ": expected none, hflip, flips or a comma list of hflip, vflip, rot180"));
+    }
+  }
   FeatureSpec spec;
   if (const std::string* d = args.get("--dim")) {
     Result<double> v = cli::parse_number("--dim", *d, 0, 4096);
@@ -102,6 +112,11 @@ int cmd_fit(int argc, char** argv) {
     spec.projection = static_cast<int>(v.value());
   }
   if (const std::string* l = args.get("--layers")) spec.layers = split_commas(*l);
+  if (const std::string* p = args.get("--pool")) {
+    if (*p == "max") spec.max_pool = true;
+    else if (*p == "avg") spec.max_pool = false;
+    else return cli::fail(Status(StatusCode::kInvalidArgument, "--pool " + *p + ": expected max or avg"));
+  }
   Result<Backend> backend = cli::parse_backend(args.get("--backend"));
   if (!backend.ok()) return cli::fail(backend.status());
   const bool quiet = args.has("--quiet");

@@ -410,7 +410,8 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
     }
     if (fh > 64 || fw > 64) return Status(StatusCode::kInvalidArgument, "feature layer \"" + b.name + "\" is too fine for the grid");
     if (fh > 1 || fw > 1) {
-      graph += "AvgPool " + tag + "_pool 1 1 " + out + " " + tag + "_pool k=" + ints({fh, fw}) + " s=" + ints({fh, fw}) + "\n";
+      graph += std::string(spec.max_pool ? "MaxPool " : "AvgPool ") + tag + "_pool 1 1 " + out + " " + tag +
+               "_pool k=" + ints({fh, fw}) + " s=" + ints({fh, fw}) + "\n";
       out = tag + "_pool";
     }
     concat_inputs += " " + out;
@@ -448,6 +449,7 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
   set_meta(&meta, "backbone", base.meta.name);
   set_meta(&meta, "oneclass.layers", layer_names);
   set_meta(&meta, "oneclass.projection", std::to_string(projection.empty() ? 0 : spec.projection));
+  set_meta(&meta, "oneclass.pool", spec.max_pool ? "max" : "avg");
   const std::vector<uint8_t> bytes = pack_alm(meta_text(meta), graph, tensors, {});
   Result<Model> m = load_model(bytes.data(), bytes.size());
   if (!m.ok()) return Status(m.status().code(), "building the feature graph: " + m.status().message());
@@ -456,12 +458,64 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
 
 // ---- fitting ------------------------------------------------------------------------------
 
+bool parse_oneclass_augment(const std::string& text, uint32_t* flags) {
+  uint32_t f = 0;
+  if (text == "none") {
+    *flags = 0;
+    return true;
+  }
+  if (text == "flips") {
+    *flags = kAugmentHFlip | kAugmentVFlip | kAugmentRot180;
+    return true;
+  }
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t end = std::min(text.find(',', at), text.size());
+    const std::string w = text.substr(at, end - at);
+    if (w == "hflip") f |= kAugmentHFlip;
+    else if (w == "vflip") f |= kAugmentVFlip;
+    else if (w == "rot180") f |= kAugmentRot180;
+    else return false;
+    at = end + 1;
+  }
+  *flags = f;
+  return true;
+}
+
+std::string oneclass_augment_name(uint32_t flags) {
+  std::string s;
+  if (flags & kAugmentHFlip) s += "hflip";
+  if (flags & kAugmentVFlip) s += std::string(s.empty() ? "" : ",") + "vflip";
+  if (flags & kAugmentRot180) s += std::string(s.empty() ? "" : ",") + "rot180";
+  return s.empty() ? "none" : s;
+}
+
+void flip_hwc(float* data, int width, int height, int channels, bool horizontal, bool vertical) {
+  const size_t row = static_cast<size_t>(width) * channels;
+  if (vertical) {
+    for (int y = 0; y < height / 2; ++y) {
+      std::swap_ranges(data + y * row, data + (y + 1) * row, data + (height - 1 - y) * row);
+    }
+  }
+  if (horizontal) {
+    for (int y = 0; y < height; ++y) {
+      float* r = data + y * row;
+      for (int x = 0; x < width / 2; ++x) {
+        std::swap_ranges(r + x * channels, r + (x + 1) * channels, r + (width - 1 - x) * channels);
+      }
+    }
+  }
+}
+
 OneClassFitter::OneClassFitter(Model features, const FitOptions& options, Backend backend)
     : model_(std::move(features)), backend_(backend), options_(options) {}
 
 Status OneClassFitter::init() {
   if (model_.meta.output != OutputKind::kOneClass) {
     return Status(StatusCode::kInvalidArgument, "fitting needs a feature model (output=oneclass), got \"" + model_.meta.name + "\"");
+  }
+  if (options_.augment & ~uint32_t{kAugmentHFlip | kAugmentVFlip | kAugmentRot180}) {
+    return Status(StatusCode::kInvalidArgument, "unknown augmentation flags " + std::to_string(options_.augment));
   }
   if (!(options_.fpr >= 0 && options_.fpr < 1)) {
     return Status(StatusCode::kInvalidArgument, "target false-positive rate " + fmt(options_.fpr) + " must be in [0, 1)");
@@ -519,6 +573,24 @@ Status OneClassFitter::add_normal(const Image& image) {
     keep(&holdout_, &holdout_seen_, f, options_.max_kept);
     return Status::Ok();
   }
+  accumulate(f);
+  ++fit_count_;
+  // Fit-time augmentation: the flipped input is another normal image (features in its frame).
+  const int w = model_.meta.input_width, h = model_.meta.input_height, c = model_.meta.channel_count();
+  uint32_t applied = 0;  // flips currently applied to input_ (h = 1, v = 2)
+  for (uint32_t a : {uint32_t{kAugmentHFlip}, uint32_t{kAugmentVFlip}, uint32_t{kAugmentRot180}}) {
+    if (!(options_.augment & a)) continue;
+    const uint32_t want = a == kAugmentHFlip ? 1u : a == kAugmentVFlip ? 2u : 3u;
+    const uint32_t change = want ^ applied;
+    flip_hwc(input_.data(), w, h, c, change & 1u, change & 2u);
+    applied = want;
+    ANOMALENS_RETURN_IF_ERROR(engine_->run(input_.data()));
+    accumulate(engine_->output());
+  }
+  return Status::Ok();
+}
+
+void OneClassFitter::accumulate(const float* f) {
   const size_t tri = static_cast<size_t>(dim_) * (dim_ + 1) / 2;
   for (size_t l = 0; l < static_cast<size_t>(grid_h_) * grid_w_; ++l) {
     const float* x = f + l * dim_;
@@ -530,8 +602,7 @@ Status OneClassFitter::add_normal(const Image& image) {
       for (int j = 0; j <= i; ++j) *q++ += xi * x[j];
     }
   }
-  ++fit_count_;
-  return Status::Ok();
+  ++fit_samples_;
 }
 
 Status OneClassFitter::add_abnormal(const Image& image) {
@@ -557,7 +628,7 @@ Result<FitSummary> OneClassFitter::finish() {
   p.mean.resize(L * D);
   p.whiten.resize(L * tri);
   std::vector<double> cov(D * D), chol(D * D), inv(D * D);
-  const double n = fit_count_;
+  const double n = fit_samples_;
   for (size_t l = 0; l < L; ++l) {
     const double* s = &sum_[l * D];
     const double* q = &sum_sq_[l * tri];
@@ -662,6 +733,7 @@ Result<FitSummary> OneClassFitter::finish() {
   set_meta(&model_.meta, "threshold", "0.5");
   set_meta(&model_.meta, "oneclass.method", "gaussian");
   set_meta(&model_.meta, "oneclass.fit_images", std::to_string(fit_count_));
+  set_meta(&model_.meta, "oneclass.augment", oneclass_augment_name(options_.augment));
   set_meta(&model_.meta, "oneclass.holdout_images", std::to_string(holdout_seen_));
   set_meta(&model_.meta, "oneclass.abnormal_images", std::to_string(abnormal_seen_));
   set_meta(&model_.meta, "oneclass.target_fpr", fmt(options_.fpr));

@@ -76,6 +76,9 @@ struct FeatureSpec {
   // resolutions input/4, input/8 and input/16, i.e. the end of those stages).
   std::vector<std::string> layers;
   int projection = 128;  // fixed random 1x1 projection to this many channels; 0: none
+  // How finer maps are reduced onto the coarsest grid: false = average, true = maximum (keeps
+  // thin defects such as cracks that an average dilutes; docs/ONECLASS.md).
+  bool max_pool = true;
   uint32_t seed = 1;     // of the projection weights
 };
 
@@ -96,6 +99,16 @@ void set_meta(ModelMeta* meta, const std::string& key, const std::string& value)
 
 // ---- fitting ------------------------------------------------------------------------------
 
+// Fit-time augmentation: extra copies of each fitting image (not of held-out or abnormal ones)
+// added to the Gaussians. Bit flags; the flip is applied to the preprocessed network input.
+enum OneClassAugment : uint32_t { kAugmentHFlip = 1, kAugmentVFlip = 2, kAugmentRot180 = 4 };
+// "none", "hflip", "flips" (all three) or a comma list of hflip, vflip, rot180; false if unknown.
+bool parse_oneclass_augment(const std::string& text, uint32_t* flags);
+std::string oneclass_augment_name(uint32_t flags);  // "none" or a comma list
+
+// Flips an HWC tensor in place: horizontally, vertically or both (rot180).
+void flip_hwc(float* data, int width, int height, int channels, bool horizontal, bool vertical);
+
 struct FitOptions {
   double fpr = 0.01;              // target false-positive rate on held-out normal images
   int holdout_every = 5;          // every 5th normal image is held out for the threshold
@@ -103,6 +116,7 @@ struct FitOptions {
   double shrinkage = 0.01;        // covariance += shrinkage * trace/D * I
   OneClassReduce reduce = OneClassReduce::kMax;
   int threads = 1;                // engine threads for the backbone (EngineOptions::threads)
+  uint32_t augment = 0;           // OneClassAugment flags: each adds one backbone pass per fitting image
 };
 
 struct FitSummary {
@@ -132,6 +146,7 @@ class OneClassFitter {
  private:
   Status features_of(const Image& image, const float** out);
   void keep(std::vector<std::vector<float>>* kept, int* seen, const float* f, int max_kept);
+  void accumulate(const float* f);
 
   Model model_;
   Backend backend_;
@@ -140,7 +155,7 @@ class OneClassFitter {
   std::vector<float> input_;
   int grid_h_ = 0, grid_w_ = 0, dim_ = 0;
   std::vector<double> sum_, sum_sq_;  // per location: D, and packed D*(D+1)/2
-  int fit_count_ = 0, normal_seen_ = 0, holdout_seen_ = 0, abnormal_seen_ = 0;
+  int fit_count_ = 0, fit_samples_ = 0, normal_seen_ = 0, holdout_seen_ = 0, abnormal_seen_ = 0;
   std::vector<std::vector<float>> holdout_, abnormal_;
   std::mt19937 rng_{12345};
   FitOptions options_;
