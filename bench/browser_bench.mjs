@@ -9,8 +9,9 @@
 //   (b) warm end to end: the app is loaded, one PNG is dropped at a time, timed from the drop
 //       event to its verdict in the DOM (and the next frame);
 //   (c) library only: Anomalens.classify() on the same bytes (no UI), and the wasm heap size
-//       (Anomalens#runtime(); wasm memory only grows, so its size is the peak); the non-SIMD
-//       core too when it is built (web/core/anomalens_core_nosimd.* or build/wasm-nosimd/);
+//       (Anomalens#runtime(); wasm memory only grows, so its size is the peak), for the pthread
+//       build (threads 'auto'; the page is cross-origin isolated), the SIMD build on one thread
+//       and the non-SIMD core (web/core/anomalens_core_nosimd.*);
 //   (d) .wasm and glue .js sizes, raw, gzip -9 and brotli.
 //
 //   node bench/browser_bench.mjs [--cold 5] [--warm 20] [--model FILE] [--image FILE] [--out FILE]
@@ -204,15 +205,15 @@ async function warmDrops(browser, srv, image, runs, warmup = 3) {
 }
 
 // Library only (no UI), in a blank same-origin page: classify() latency and the wasm heap.
-async function libraryRuns(browser, srv, image, runs, workerUrl) {
+async function libraryRuns(browser, srv, image, runs, workerUrl, threads) {
   const context = await browser.newContext({ serviceWorkers: 'block' });
   const page = await context.newPage();
   await page.goto(`${srv.url}/blank.html`);
-  const r = await page.evaluate(async ({ b64, runs, workerUrl }) => {
+  const r = await page.evaluate(async ({ b64, runs, workerUrl, threads }) => {
     const { Anomalens } = await import('/anomalens.js');
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const t0 = performance.now();
-    const clf = await Anomalens.create({ model: '/models/default.alm', workerUrl });
+    const clf = await Anomalens.create({ model: '/models/default.alm', workerUrl, threads });
     const createMs = performance.now() - t0;
     const afterLoad = await clf.runtime();
     const times = [];
@@ -229,14 +230,14 @@ async function libraryRuns(browser, srv, image, runs, workerUrl) {
         infer.push(res.timings.infer);
         decode.push(res.timings.decode);
         preprocess.push(res.timings.preprocess);
-        worker.push(res.timings.worker);
+        worker.push(res.elapsedMs);
       }
       score = res.score;
     }
     const after = await clf.runtime();
     await clf.close();
     return { createMs, afterLoad, after, times, infer, decode, preprocess, worker, score };
-  }, { b64: image.b64, runs, workerUrl });
+  }, { b64: image.b64, runs, workerUrl, threads });
   await context.close();
   return r;
 }
@@ -310,11 +311,12 @@ async function main() {
     emitStats('warm_drop_to_verdict_painted', warm.map((r) => r.painted),
       { from: 'drop event', to: 'animation frame after the verdict' });
 
-    const builds = [['simd', '/worker.js']];
-    if (nosimd) builds.push(['nosimd', '/worker.js?simd=0']);
+    // The page is cross-origin isolated (serve.mjs), so threads 'auto' runs the pthread build.
+    const builds = [['simd-mt', '/worker.js', 'auto'], ['simd', '/worker.js', 1]];
+    if (nosimd) builds.push(['nosimd', '/worker.js?simd=0', 1]);
     const scores = {};
-    for (const [build, workerUrl] of builds) {
-      const lib = await libraryRuns(browser, srv, image, opts.warm, workerUrl);
+    for (const [build, workerUrl, threads] of builds) {
+      const lib = await libraryRuns(browser, srv, image, opts.warm, workerUrl, threads);
       if (lib.after.build !== build) {
         throw new Error(`expected the ${build} core, the worker ran ${lib.after.build} (${lib.after.coreUrl})`);
       }
@@ -325,7 +327,7 @@ async function main() {
       emitStats(`library_preprocess_${build}`, lib.preprocess, { to: 'core timings.preprocess' });
       emitStats(`library_infer_${build}`, lib.infer, { to: 'core timings.infer' });
       emit({ metric: `library_create_${build}`, unit: 'ms', value: round(lib.createMs),
-        to: 'Anomalens.create() resolved (worker, core, model)' });
+        to: 'Anomalens.create() resolved (worker, core, model)', threads: lib.after.threads });
       emit({ metric: `wasm_memory_after_load_${build}`, unit: 'bytes', value: lib.afterLoad.wasmMemoryBytes });
       emit({ metric: `wasm_memory_peak_${build}`, unit: 'bytes', value: lib.after.wasmMemoryBytes,
         note: `wasm memory only grows: size after ${opts.warm + 3} classifications (INITIAL_MEMORY 16 MB)` });
@@ -333,8 +335,11 @@ async function main() {
     if (scores.nosimd !== undefined) {
       emit({ metric: 'nosimd_vs_simd_score_abs_diff', unit: '', value: Math.abs(scores.nosimd - scores.simd) });
     }
+    emit({ metric: 'mt_vs_simd_score_abs_diff', unit: '', value: Math.abs(scores['simd-mt'] - scores.simd) });
 
-    for (const s of [sizes('simd', coreJs, coreWasm), ...(nosimd ? [sizes('nosimd', nosimd.js, nosimd.wasm)] : [])]) {
+    const mt = ['js', 'wasm'].map((e) => path.join(repoRoot, `web/core/anomalens_core_mt.${e}`));
+    for (const s of [sizes('simd', coreJs, coreWasm), ...(fs.existsSync(mt[1]) ? [sizes('simd-mt', ...mt)] : []),
+      ...(nosimd ? [sizes('nosimd', nosimd.js, nosimd.wasm)] : [])]) {
       for (const [k, v] of Object.entries(s)) {
         if (k !== 'build') emit({ metric: `${k}_${s.build}`, unit: 'bytes', value: v });
       }
