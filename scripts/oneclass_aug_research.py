@@ -173,6 +173,23 @@ def score_maps(model, x):
     return d2.clamp_min(0).sqrt().reshape(N, H, W)
 
 
+def score_maps_nbr(model, x, r):
+    """Distance of each location's feature to the nearest (in Mahalanobis distance) of the
+    Gaussians within r locations: tolerance to misalignment."""
+    best = None
+    H, W = x.shape[1], x.shape[2]
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # feature at (y, x) scored against the Gaussian at (y + dy, x + dx): shift the
+            # features so that location (y + dy, x + dx) holds f(y, x), score, shift back.
+            xs = shifted(x, -dy, -dx)
+            m = score_maps(model, xs)
+            m = shifted(m[..., None], dy, dx)[..., 0]
+            # edges: clamped shifts repeat border values; fine for a min
+            best = m if best is None else torch.minimum(best, m)
+    return best
+
+
 def unflip_map(m, t):
     return apply(m, t, 1, 2)  # flips are their own inverse (N, H, W: H = dim 1, W = dim 2)
 
@@ -211,7 +228,7 @@ def normalise(x, how):
 
 def parse_variant(v):
     """base | shiftR | fit=T1+T2 | tta=T1+T2 | smoothS | cov=shared | eps=E, joined by ':'."""
-    opt = {"shift": 0, "fit": ["id"], "tta": ["id"], "sigma": 0.0, "shared": False, "eps": 0.01, "center": None}
+    opt = {"shift": 0, "fit": ["id"], "tta": ["id"], "sigma": 0.0, "shared": False, "eps": 0.01, "center": None, "nbr": 0}
     for part in v.split(":"):
         if part == "base":
             continue
@@ -225,6 +242,8 @@ def parse_variant(v):
             opt["sigma"] = float(part[6:])
         elif part == "cov=shared":
             opt["shared"] = True
+        elif part.startswith("nbr"):
+            opt["nbr"] = int(part[3:])
         elif part in ("center", "norm"):
             opt["center"] = part
         elif part.startswith("eps="):
@@ -272,7 +291,8 @@ def main():
                 for t in o["tta"]:
                     xt = torch.from_numpy(np.asarray(test[:, TRANSFORMS.index(t)], np.float64))
                     xt = normalise(xt, o["center"])
-                    maps = maps + unflip_map(score_maps(model, xt), t)
+                    sm = score_maps_nbr(model, xt, o["nbr"]) if o["nbr"] else score_maps(model, xt)
+                    maps = maps + unflip_map(sm, t)
                 maps = smooth(maps / len(o["tta"]), o["sigma"])
                 for h in res:
                     s = reduce(maps, h)

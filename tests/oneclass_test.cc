@@ -207,6 +207,8 @@ TEST(OneClass, FitTimeAugmentationSeparatesAndMeetsItsFalsePositiveRate) {
   o.fpr = 0.1;
   o.max_kept = 200;
   o.augment = kAugmentHFlip | kAugmentVFlip | kAugmentRot180;
+  o.smooth = 0.7f;  // and a smoothed map, stored in the section
+  o.shrinkage = 0.1;
   const Fitted f = fit(400, 0, o);
   EXPECT_EQ(f.summary.fit_images, 320);  // images, not copies
   EXPECT_LE(f.summary.holdout_fpr, 0.1 + 1e-9);
@@ -214,6 +216,11 @@ TEST(OneClass, FitTimeAugmentationSeparatesAndMeetsItsFalsePositiveRate) {
   ASSERT_TRUE(m.ok());
   ASSERT_TRUE(m.value().meta.find("oneclass.augment"));
   EXPECT_EQ(*m.value().meta.find("oneclass.augment"), "hflip,vflip,rot180");
+  const Shape fs = m.value().graph.blobs[m.value().graph.output_blob].shape;
+  Result<OneClassParams> params = parse_oneclass_section(m.value().oneclass_section.data(),
+                                                         m.value().oneclass_section.size(), fs);
+  ASSERT_TRUE(params.ok());
+  EXPECT_FLOAT_EQ(params.value().smooth, 0.7f);
   std::unique_ptr<Classifier> c = classifier(f.bytes);
   ASSERT_TRUE(c);
   std::mt19937 rng(4321);
@@ -247,6 +254,25 @@ TEST(OneClass, FitTimeAugmentationSeparatesAndMeetsItsFalsePositiveRate) {
   ASSERT_TRUE(features.ok());
   OneClassFitter fitter(std::move(features).value(), bad);
   EXPECT_EQ(fitter.init().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(OneClass, MapSmoothingSpreadsASpikeAndKeepsAFlatMap) {
+  std::vector<float> m(7 * 5, 0.f);
+  m[2 * 7 + 3] = 1.f;  // centre of a 7x5 map
+  smooth_map(m.data(), 7, 5, 0.7f);
+  double total = 0;
+  for (float v : m) total += v;
+  EXPECT_NEAR(total, 1.0, 1e-5);  // no mass reaches the edges: nothing is lost
+  EXPECT_GT(m[2 * 7 + 3], m[2 * 7 + 4]);
+  EXPECT_GT(m[2 * 7 + 4], 0.f);
+  EXPECT_FLOAT_EQ(m[2 * 7 + 4], m[2 * 7 + 2]);  // symmetric
+  EXPECT_FLOAT_EQ(m[1 * 7 + 3], m[2 * 7 + 4]);  // same in both directions
+  std::vector<float> flat(12, 3.f);
+  smooth_map(flat.data(), 4, 3, 2.f);
+  for (float v : flat) EXPECT_NEAR(v, 3.f, 1e-5);
+  std::vector<float> same = {1, 2, 3, 4};
+  smooth_map(same.data(), 2, 2, 0.f);
+  EXPECT_EQ(same, (std::vector<float>{1, 2, 3, 4}));
 }
 
 TEST(OneClass, AbnormalExamplesRefineTheThresholdByF1) {
@@ -289,7 +315,8 @@ TEST(OneClass, MemoryIsBoundedWhateverTheNumberOfImages) {
   const Fitted small = fit(30, 6, o);
   const Fitted large = fit(300, 60, o);
   EXPECT_EQ(small.summary.peak_fit_bytes, large.summary.peak_fit_bytes);
-  EXPECT_EQ(small.bytes.size(), large.bytes.size());
+  // The same size up to the meta text (image counts, threshold digits) and its 64-byte padding.
+  EXPECT_NEAR(static_cast<double>(small.bytes.size()), static_cast<double>(large.bytes.size()), 128);
   EXPECT_EQ(large.summary.holdout_images, 60);  // all counted, only 4 kept
   EXPECT_LT(large.summary.peak_fit_bytes, size_t{4} << 20);
 }
@@ -315,6 +342,15 @@ TEST(OneClass, SectionRoundTripAndValidation) {
   std::vector<uint8_t> nan = sec;
   nan[64] = 0; nan[65] = 0; nan[66] = 0xc0; nan[67] = 0x7f;  // first mean value: NaN
   EXPECT_EQ(parse_oneclass_section(nan.data(), nan.size(), s).status().code(), StatusCode::kInvalidModel);
+  // Byte 36: map smoothing (0 in older files); negative or non-finite sigma is rejected.
+  EXPECT_EQ(p.value().smooth, 0.f);
+  std::vector<uint8_t> smooth = sec;
+  smooth[36] = 0; smooth[37] = 0; smooth[38] = 0x80; smooth[39] = 0xbf;  // -1.0f
+  EXPECT_EQ(parse_oneclass_section(smooth.data(), smooth.size(), s).status().code(), StatusCode::kInvalidModel);
+  smooth[38] = 0x80; smooth[39] = 0x3f;  // 1.0f
+  Result<OneClassParams> smoothed = parse_oneclass_section(smooth.data(), smooth.size(), s);
+  ASSERT_TRUE(smoothed.ok());
+  EXPECT_EQ(smoothed.value().smooth, 1.f);
   std::vector<uint8_t> method = sec;
   method[4] = 9;
   EXPECT_EQ(parse_oneclass_section(method.data(), method.size(), s).status().code(), StatusCode::kUnsupported);

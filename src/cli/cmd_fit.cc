@@ -28,6 +28,9 @@ const char kHelp[] =
     "  --dim N            random projection of the features to N channels (default 128, 0: none)\n"
     "  --pool max|avg     how finer feature maps are reduced onto the coarsest grid (default max)\n"
     "  --reduce max|top   image distance: max over locations (default) or mean of the top 1%\n"
+    "  --smooth S         Gaussian smoothing of the anomaly map, sigma in grid cells (default\n"
+    "                     0: none); stored in the model, applied when classifying\n"
+    "  --shrinkage E      covariance += E * trace/D * I (default 0.01)\n"
     "  --augment A        fit-time augmentation: none (default), hflip, flips (hflip,vflip,\n"
     "                     rot180) or a comma list; each adds one backbone pass per image\n"
     "  --backend B        builtin (default), xnnpack (native) or reference\n"
@@ -66,7 +69,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 int cmd_fit(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--backend", "-o",
+      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--smooth", "--shrinkage", "--backend", "-o",
        "--output"},
       {"--quiet", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
@@ -98,6 +101,16 @@ int cmd_fit(int argc, char** argv) {
     if (*r == "max") options.reduce = OneClassReduce::kMax;
     else if (*r == "top") options.reduce = OneClassReduce::kTopMean;
     else return cli::fail(Status(StatusCode::kInvalidArgument, "--reduce " + *r + ": expected max or top"));
+  }
+  if (const std::string* v = args.get("--smooth")) {
+    Result<double> x = cli::parse_number("--smooth", *v, 0, 8);
+    if (!x.ok()) return cli::fail(x.status());
+    options.smooth = static_cast<float>(x.value());
+  }
+  if (const std::string* v = args.get("--shrinkage")) {
+    Result<double> x = cli::parse_number("--shrinkage", *v, 0, 100);
+    if (!x.ok()) return cli::fail(x.status());
+    options.shrinkage = x.value();
   }
   if (const std::string* a = args.get("--augment")) {
     if (!parse_oneclass_augment(*a, &options.augment)) {

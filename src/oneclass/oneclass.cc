@@ -195,6 +195,10 @@ Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, 
   if (!std::isfinite(p.threshold) || !(p.threshold > 0)) return invalid("threshold must be a positive number");
   if (!std::isfinite(p.scale) || !(p.scale > 0)) return invalid("scale must be a positive number");
   p.fit_images = get_u32(data + 32);
+  p.smooth = get_f32(data + 36);  // zero in files written before it existed
+  if (!std::isfinite(p.smooth) || p.smooth < 0 || p.smooth > 8) {
+    return invalid("smoothing sigma must be in [0, 8] grid cells");
+  }
   const uint64_t values = uint64_t{p.locations()} * (uint64_t{static_cast<uint32_t>(p.dim)} + p.tri());
   if (values > (uint64_t{1} << 28) || (size - kHeaderBytes) / 4 != values || (size - kHeaderBytes) % 4 != 0) {
     return invalid(std::to_string(size) + " bytes, expected 64 + 4 x " + std::to_string(values) +
@@ -233,6 +237,7 @@ std::vector<uint8_t> serialize_oneclass_section(const OneClassParams& p) {
   f32(p.threshold);
   f32(p.scale);
   u32(p.fit_images);
+  f32(p.smooth);
   q = b.data() + kHeaderBytes;
   for (float v : p.mean) f32(v);
   for (float v : p.whiten) f32(v);
@@ -257,8 +262,33 @@ float oneclass_distance_map(const OneClassParams& p, const float* x, float* map,
     }
     map[l] = static_cast<float>(std::sqrt(sq));
   }
+  smooth_map(map, p.grid_w, p.grid_h, p.smooth);
   std::vector<float> tmp;
   return reduce_map(map, p.locations(), p.reduce, &tmp);
+}
+
+void smooth_map(float* map, int w, int h, float sigma) {
+  if (!(sigma > 0) || w < 1 || h < 1) return;
+  const int r = std::max(1, static_cast<int>(std::lround(3.0 * sigma)));
+  std::vector<float> k(2 * r + 1);
+  double total = 0;
+  for (int i = -r; i <= r; ++i) total += k[i + r] = static_cast<float>(std::exp(-0.5 * i * i / (double{sigma} * sigma)));
+  for (float& v : k) v = static_cast<float>(v / total);
+  std::vector<float> tmp(static_cast<size_t>(w) * h);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      double a = 0;
+      for (int i = -r; i <= r; ++i) a += k[i + r] * map[y * w + std::min(std::max(x + i, 0), w - 1)];
+      tmp[y * w + x] = static_cast<float>(a);
+    }
+  }
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      double a = 0;
+      for (int i = -r; i <= r; ++i) a += k[i + r] * tmp[std::min(std::max(y + i, 0), h - 1) * w + x];
+      map[y * w + x] = static_cast<float>(a);
+    }
+  }
 }
 
 void upsample_anomaly_map(const float* grid, int gw, int gh, const ModelMeta& meta, int width, int height,
@@ -517,6 +547,12 @@ Status OneClassFitter::init() {
   if (options_.augment & ~uint32_t{kAugmentHFlip | kAugmentVFlip | kAugmentRot180}) {
     return Status(StatusCode::kInvalidArgument, "unknown augmentation flags " + std::to_string(options_.augment));
   }
+  if (!(options_.smooth >= 0 && options_.smooth <= 8)) {
+    return Status(StatusCode::kInvalidArgument, "map smoothing sigma " + fmt(options_.smooth) + " must be in [0, 8]");
+  }
+  if (!(options_.shrinkage >= 0 && options_.shrinkage <= 100)) {
+    return Status(StatusCode::kInvalidArgument, "shrinkage " + fmt(options_.shrinkage) + " must be in [0, 100]");
+  }
   if (!(options_.fpr >= 0 && options_.fpr < 1)) {
     return Status(StatusCode::kInvalidArgument, "target false-positive rate " + fmt(options_.fpr) + " must be in [0, 1)");
   }
@@ -623,6 +659,7 @@ Result<FitSummary> OneClassFitter::finish() {
   p.grid_w = grid_w_;
   p.dim = dim_;
   p.reduce = options_.reduce;
+  p.smooth = options_.smooth;
   p.fit_images = static_cast<uint32_t>(fit_count_);
   const size_t L = p.locations(), D = static_cast<size_t>(dim_), tri = p.tri();
   p.mean.resize(L * D);
@@ -734,6 +771,8 @@ Result<FitSummary> OneClassFitter::finish() {
   set_meta(&model_.meta, "oneclass.method", "gaussian");
   set_meta(&model_.meta, "oneclass.fit_images", std::to_string(fit_count_));
   set_meta(&model_.meta, "oneclass.augment", oneclass_augment_name(options_.augment));
+  set_meta(&model_.meta, "oneclass.shrinkage", fmt(options_.shrinkage));
+  set_meta(&model_.meta, "oneclass.smooth", fmt(options_.smooth));
   set_meta(&model_.meta, "oneclass.holdout_images", std::to_string(holdout_seen_));
   set_meta(&model_.meta, "oneclass.abnormal_images", std::to_string(abnormal_seen_));
   set_meta(&model_.meta, "oneclass.target_fpr", fmt(options_.fpr));

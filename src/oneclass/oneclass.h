@@ -44,6 +44,7 @@ struct OneClassParams {
   float threshold = 1.f;  // raw distance where the score is 0.5
   float scale = 1.f;      // logistic scale: score = 1 / (1 + exp(-(d - threshold) / scale))
   uint32_t fit_images = 0;
+  float smooth = 0;       // Gaussian smoothing of the distance map, sigma in grid cells (0: none)
   std::vector<float> mean;    // grid_h * grid_w * dim
   std::vector<float> whiten;  // per location, packed lower triangle (row i: i + 1 values)
 
@@ -59,9 +60,14 @@ Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, 
 std::vector<uint8_t> serialize_oneclass_section(const OneClassParams& params);
 
 // Per-location Mahalanobis distances of one feature map (HWC, as engines output it) into
-// `map` (grid_h * grid_w); returns the image distance (per params.reduce).
+// `map` (grid_h * grid_w), smoothed per params.smooth; returns the image distance (per
+// params.reduce).
 float oneclass_distance_map(const OneClassParams& params, const float* features_hwc, float* map,
                             std::vector<float>* scratch);
+
+// Separable Gaussian blur of a w x h map in place (radius max(1, round(3 sigma)), edges
+// replicated, weights summing to 1); sigma <= 0: unchanged.
+void smooth_map(float* map, int w, int h, float sigma);
 
 // Bilinear upsampling of a grid map laid over a network input of net_w x net_h to the pixels of
 // an image of width x height, following the model's resize policy (center_crop: pixels outside
@@ -114,6 +120,7 @@ struct FitOptions {
   int holdout_every = 5;          // every 5th normal image is held out for the threshold
   int max_kept = 100;             // held-out normal / abnormal feature maps kept (each)
   double shrinkage = 0.01;        // covariance += shrinkage * trace/D * I
+  float smooth = 0;               // Gaussian smoothing of the distance map (grid cells; 0: none)
   OneClassReduce reduce = OneClassReduce::kMax;
   int threads = 1;                // engine threads for the backbone (EngineOptions::threads)
   uint32_t augment = 0;           // OneClassAugment flags: each adds one backbone pass per fitting image
