@@ -772,7 +772,9 @@ Result<FitSummary> OneClassFitter::finish() {
   set_meta(&model_.meta, "oneclass.fit_images", std::to_string(fit_count_));
   set_meta(&model_.meta, "oneclass.augment", oneclass_augment_name(options_.augment));
   set_meta(&model_.meta, "oneclass.shrinkage", fmt(options_.shrinkage));
-  set_meta(&model_.meta, "oneclass.smooth", fmt(options_.smooth));
+  char sigma[32];
+  std::snprintf(sigma, sizeof sigma, "%g", static_cast<double>(options_.smooth));  // float: 0.7, not 0.699999988
+  set_meta(&model_.meta, "oneclass.smooth", sigma);
   set_meta(&model_.meta, "oneclass.holdout_images", std::to_string(holdout_seen_));
   set_meta(&model_.meta, "oneclass.abnormal_images", std::to_string(abnormal_seen_));
   set_meta(&model_.meta, "oneclass.target_fpr", fmt(options_.fpr));
