@@ -75,6 +75,14 @@ export interface FitOptions {
   fpr?: number;
   /** Feature projection size (default 128; 0 keeps all channels). */
   dim?: number;
+  /** How finer feature maps reach the grid: 'max' (default) or 'avg'. */
+  pool?: 'max' | 'avg';
+  /** Gaussian smoothing of the anomaly map, sigma in grid cells, [0, 8] (default 0). */
+  smooth?: number;
+  /** Covariance shrinkage: += shrinkage * trace/D * I, [0, 100] (default 0.01). */
+  shrinkage?: number;
+  /** Fit-time augmentation: 'none' (default), 'hflip', 'vflip', 'rot180', 'flips' or a comma list. */
+  augment?: string;
   onProgress?: (progress: FitProgress) => void;
   coreUrl?: string | URL;
   noSimdCoreUrl?: string | URL;

@@ -174,7 +174,8 @@ double number_option(const val& options, const char* key, double fallback) {
   return v.isNumber() ? v.as<double>() : fallback;
 }
 
-// One-class fitting in the browser: createFitter(baseModelBytes, {fpr, dim, holdoutEvery, threads})
+// One-class fitting in the browser: createFitter(baseModelBytes, {fpr, dim, holdoutEvery, threads,
+// pool: 'max'|'avg', smooth, shrinkage, augment: 'none'|'hflip'|'flips'|comma list}) (as `fit`)
 // -> {ok, fitter}; add normal (and optionally abnormal) images as encoded bytes or RGBA, then
 // finish() -> {ok, modelBytes, threshold, summary}. The base is a classifier .alm, a backbone
 // (scripts/oneclass_backbone.py) or a fitted one-class model (refitted from scratch).
@@ -261,7 +262,30 @@ val create_fitter(const val& base_model, val options) {
     return error_object(Status(StatusCode::kInvalidArgument, "threads " + std::to_string(threads) + ": must be in [0, 64]"));
   }
   fit.threads = static_cast<int>(threads);
+  fit.smooth = static_cast<float>(number_option(options, "smooth", fit.smooth));
+  if (!(fit.smooth >= 0 && fit.smooth <= 8)) {
+    return error_object(Status(StatusCode::kInvalidArgument, "smooth " + std::to_string(fit.smooth) + ": must be in [0, 8]"));
+  }
+  fit.shrinkage = number_option(options, "shrinkage", fit.shrinkage);
+  if (!(fit.shrinkage >= 0 && fit.shrinkage <= 100)) {
+    return error_object(Status(StatusCode::kInvalidArgument, "shrinkage " + std::to_string(fit.shrinkage) + ": must be in [0, 100]"));
+  }
   FeatureSpec spec;
+  if (!options.isUndefined() && !options.isNull()) {
+    const val augment = options["augment"];
+    if (augment.isString() && !parse_oneclass_augment(augment.as<std::string>(), &fit.augment)) {
+      return error_object(Status(StatusCode::kInvalidArgument, "augment \"" + augment.as<std::string>() +
+                                                                 "\": expected none, hflip, vflip, rot180, flips or a comma list"));
+    }
+    const val pool = options["pool"];
+    if (pool.isString()) {
+      const std::string p = pool.as<std::string>();
+      if (p != "max" && p != "avg") {
+        return error_object(Status(StatusCode::kInvalidArgument, "pool \"" + p + "\": expected max or avg"));
+      }
+      spec.max_pool = p == "max";
+    }
+  }
   const double dim = number_option(options, "dim", spec.projection);
   if (!(dim >= 0 && dim <= 4096)) {
     return error_object(Status(StatusCode::kInvalidArgument, "dim " + std::to_string(dim) + ": must be in [0, 4096]"));

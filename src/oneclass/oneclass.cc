@@ -724,9 +724,7 @@ Result<FitSummary> OneClassFitter::finish() {
     std::vector<float> cand = abnormal_d;
     cand.insert(cand.end(), normal_d.begin(), normal_d.end());
     cand.push_back(t);
-    double best = -1;
-    float best_t = t;
-    for (float c : cand) {
+    const auto f1_at = [&](float c) {
       size_t tp = 0, fp = 0;
       for (float a : abnormal_d) tp += a >= c;
       for (float v : normal_d) fp += v >= c;
@@ -734,11 +732,27 @@ Result<FitSummary> OneClassFitter::finish() {
       const double fp_w = fp * (static_cast<double>(normal_seen_) / std::max<size_t>(nh, 1));
       const double tp_w = tp * (static_cast<double>(abnormal_seen_) / abnormal_d.size());
       const double fn_w = static_cast<double>(abnormal_seen_) - tp_w;
-      const double f1 = tp_w > 0 ? 2 * tp_w / (2 * tp_w + fp_w + fn_w) : 0;
-      if (f1 > best + 1e-12 || (std::fabs(f1 - best) <= 1e-12 && c > best_t)) {
+      return tp_w > 0 ? 2 * tp_w / (2 * tp_w + fp_w + fn_w) : 0.0;
+    };
+    double best = -1;
+    float lo = t, hi = t;  // smallest and largest candidate reaching the best F1
+    for (float c : cand) {
+      const double f1 = f1_at(c);
+      if (f1 > best + 1e-12) {
         best = f1;
-        best_t = c;
+        lo = hi = c;
+      } else if (std::fabs(f1 - best) <= 1e-12) {
+        lo = std::min(lo, c);
+        hi = std::max(hi, c);
       }
+    }
+    // Every threshold in [lo, hi] may score the same on these few examples; the edges sit on an
+    // example (an abnormal image just below `hi` would be missed). Take the middle of the range
+    // (geometric: distances grow multiplicatively), if it scores as well; else the top.
+    float best_t = hi;
+    if (lo > 0 && hi > lo) {
+      const float mid = static_cast<float>(std::sqrt(static_cast<double>(lo) * hi));
+      if (std::fabs(f1_at(mid) - best) <= 1e-12) best_t = mid;
     }
     sum.refined_by_f1 = best_t != t;
     t = best_t;

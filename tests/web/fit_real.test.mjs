@@ -184,3 +184,22 @@ test('Anomalens.fit: clear errors for a bad base, too few images, a bad fpr', as
     return /skipped/.test(e.message);
   });
 });
+
+test('Anomalens.fit passes the fit options to the core, and the core checks them', async (t) => {
+  if (!hasRealCore) {
+    if (!allowFake) assert.fail(`needs ${realCorePath}: run ./scripts/build.sh`);
+    t.skip('no real core');
+    return;
+  }
+  const normal = Array.from({ length: 12 }, (_, i) => scene(i + 100));
+  const clf = await Anomalens.fit({ normal, base: makeBackboneAlm(), pool: 'avg', smooth: 0.7,
+    shrinkage: 0.1, augment: 'flips', ...coreOptions() });
+  const scored = await clf.classify(scene(500, true));
+  assert.ok(Number.isFinite(scored.score));
+  await clf.close();
+  for (const [bad, pattern] of [[{ augment: 'sideways' }, /augment "sideways"/], [{ pool: 'median' }, /pool "median"/],
+    [{ smooth: -1 }, /smooth/], [{ shrinkage: 1000 }, /shrinkage/]]) {
+    await assert.rejects(Anomalens.fit({ normal, base: makeBackboneAlm(), ...bad, ...coreOptions() }),
+      (e) => e.code === 'invalid_argument' && pattern.test(e.message), JSON.stringify(bad));
+  }
+});
