@@ -1000,5 +1000,6 @@ setupInputs();
 setupCamera();
 setupTeach();
 updateCounts();
-registerServiceWorker();
-loadStartModel();
+// The service worker's install fetches the core and the model once more to cache them; started
+// after the first model is ready, it does not compete with the first verdict.
+loadStartModel().finally(registerServiceWorker);
