@@ -260,6 +260,11 @@ def images(out):
     dht[at + 5:at + 21] = b"\xff" * 16  # 16 code lengths x 255 codes: 4080 > 256 symbols
     add(out, I + "corrupt_jpeg_dht_overflow.jpg", bytes(dht), "fail", "decode_failed",
         "JPEG DHT declaring 4080 codes: stb_image 2.27 writes past its 257-entry size table")
+    # stb skips 0xFF fill bytes before SOI's D8: the same overflow behind "FF FF D8" (fuzz_decode).
+    add(out, I + "corrupt_jpeg_fill_byte_dht_overflow.jpg", b"\xff" + bytes(dht), "fail", "decode_failed",
+        "fill byte before SOI, then the DHT overflow: the table check must see this JPEG too")
+    add(out, I + "ok_jpeg_fill_byte_before_soi.jpg", b"\xff" + bytes(ok_jpg), "ok", None,
+        "a fill byte before SOI is valid JPEG syntax: stb decodes it, and so must Anomalens")
     add(out, I + "corrupt_jpeg_zero_height.jpg", jpeg_with_size(8, 0), "fail", "decode_failed",
         "JPEG SOF height 0")
     add(out, I + "trunc_gif_header.gif", ok_gif[:8], "fail", "decode_failed", "GIF cut in the header")

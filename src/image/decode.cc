@@ -38,9 +38,19 @@
 namespace anomalens {
 namespace {
 
+// Where stb_image would start reading JPEG segments, or 0 if it would not take the data for a
+// JPEG. Like stb, any number of 0xFF fill bytes may precede the SOI marker's D8 (so a check
+// keyed to "FF D8" at offset 0 alone would let "FF FF D8 ..." past it: found by fuzz_decode).
+size_t jpeg_segments_start(const uint8_t* d, size_t n) {
+  if (n < 2 || d[0] != 0xFF) return 0;
+  size_t i = 1;
+  while (i < n && d[i] == 0xFF) ++i;
+  return i < n && d[i] == 0xD8 ? i + 1 : 0;
+}
+
 const char* sniff_format(const uint8_t* d, size_t n) {
   if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
-  if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return "JPEG";
+  if (jpeg_segments_start(d, n) != 0) return "JPEG";
   if (n >= 4 && std::memcmp(d, "GIF8", 4) == 0) return "GIF";
   if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP";
   return nullptr;  // TGA has no signature; stb tries it last
@@ -87,7 +97,7 @@ bool declared_size(const uint8_t* d, size_t n, int64_t* w, int64_t* h) {
     return true;
   }
   if (f == "JPEG") {
-    for (size_t pos = 2; pos + 9 <= n;) {
+    for (size_t pos = jpeg_segments_start(d, n); pos + 9 <= n;) {
       if (d[pos] != 0xFF) return false;
       const uint8_t m = d[pos + 1];
       if (m == 0xFF) { ++pos; continue; }
@@ -106,9 +116,9 @@ bool declared_size(const uint8_t* d, size_t n, int64_t* w, int64_t* h) {
 
 // stb_image 2.27 (Debian) trusts a JPEG Huffman table's code counts: more than 256 codes
 // overflow its tables. Every DHT segment (also those between progressive scans) is checked
-// here first. Returns an empty string when the stream is acceptable, else the reason.
-std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n) {
-  size_t pos = 2;
+// here first, from `pos` (after SOI). Returns an empty string when the stream is acceptable,
+// else the reason.
+std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n, size_t pos) {
   while (pos + 4 <= n) {
     if (d[pos] != 0xFF) {  // inside entropy-coded data: find the next marker
       ++pos;
@@ -160,9 +170,8 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
                       " pixels, above the limit of " +
                       std::to_string(options.max_pixels) + " (raise max_pixels to allow it)");
   }
-  const char* format = sniff_format(data, size);
-  if (format && std::strcmp(format, "JPEG") == 0) {
-    const std::string bad = check_jpeg_huffman_tables(data, size);
+  if (const size_t segments = jpeg_segments_start(data, size)) {
+    const std::string bad = check_jpeg_huffman_tables(data, size, segments);
     if (!bad.empty()) return decode_error(data, size, bad.c_str());
   }
   int w = 0, h = 0, comp = 0;
