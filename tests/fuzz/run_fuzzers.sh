@@ -3,6 +3,10 @@
 # one after the other, starting from the committed seed corpora in tests/fuzz/corpus/<target>/.
 #   tests/fuzz/run_fuzzers.sh [SECONDS]
 #   FUZZ_TARGETS="fuzz_model" tests/fuzz/run_fuzzers.sh 600     one target, longer
+#   FUZZ_SEED=0 tests/fuzz/run_fuzzers.sh 600                     a random seed (exploration)
+# The default seed is fixed (FUZZ_SEED=1), so the test suite's short run is repeatable: a fresh
+# clone explores the same inputs each time, and a finding reproduces. Explore with other seeds
+# and longer runs; fix what they find and add the input to the regressions.
 # New interesting inputs go to build/fuzz/corpus/<target>/ (not committed). A crash, leak,
 # timeout or out-of-memory leaves build/fuzz/artifacts/<target>/crash-* (or leak-*, timeout-*,
 # oom-*) and makes the script exit non-zero. Reproduce one with:
@@ -16,6 +20,7 @@ targets="${FUZZ_TARGETS:-fuzz_decode fuzz_model fuzz_classify}"
 cc="${FUZZ_CC:-clang-14}"
 cxx="${FUZZ_CXX:-clang++-14}"
 jobs="${JOBS:-2}"
+seed="${FUZZ_SEED:-1}"
 command -v "$cxx" >/dev/null || { echo "run_fuzzers: $cxx not found (apt-get install clang)" >&2; exit 2; }
 
 # fuzz_classify loads the all-layer-types fixture model.
@@ -49,7 +54,7 @@ for t in $targets; do
   fi
   s=$(date +%s)
   "build/fuzz/$t" "build/fuzz/corpus/$t" "${seeds[@]}" "${dict[@]}" \
-      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+      -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -artifact_prefix="build/fuzz/artifacts/$t/" -print_final_stats=1 \
       >"build/fuzz/$t.log" 2>&1
   rc=$?
