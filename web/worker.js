@@ -203,6 +203,7 @@ export function createWorkerHandler(options = {}) {
   let classifier = null;
   let chosen = null;  // {url, build, wasmName, threads} from chooseCore
   let fallback = null;  // why the pthread build was not used, when it was chosen but failed
+  let singleCoreUrl = null;  // the single-threaded core to fall back to (the message's coreUrl)
   let wasmBinary = null;
   let modelBytes = null;
   let broken = false;
@@ -243,7 +244,6 @@ export function createWorkerHandler(options = {}) {
     fallback = null;
     singleCoreUrl = msg.coreUrl;
   }
-  let singleCoreUrl = null;
 
   async function loadCore() {
     if (core) return { ok: true };
