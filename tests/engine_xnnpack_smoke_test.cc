@@ -334,8 +334,8 @@ std::vector<float> reference_run(const Graph& g, const std::vector<float>& input
 
 // Builds the engine, runs two different inputs (buffers are reused between runs) and compares
 // each against the reference within 1e-4 relative (absolute below magnitude 1).
-void expect_matches_reference(GraphMaker& maker, const Graph& graph) {
-  Result<std::unique_ptr<Engine>> engine = create_xnnpack_engine(graph);
+void expect_matches_reference(GraphMaker& maker, const Graph& graph, int threads = 1) {
+  Result<std::unique_ptr<Engine>> engine = create_xnnpack_engine(graph, threads);
   ASSERT_TRUE(engine.ok()) << engine.status().to_string();
   EXPECT_EQ(engine.value()->backend(), Backend::kXnnpack);
   for (int round = 0; round < 2; ++round) {
@@ -372,6 +372,21 @@ TEST(XnnpackEngine, GroupedDilatedConvWithAsymmetricPadding) {
   int z = m.conv(y, q);
   Graph g = m.finish(z);
   expect_matches_reference(m, g);
+}
+
+// A pthreadpool splits each op over threads; the result still matches the reference.
+TEST(XnnpackEngine, ThreeThreadsMatchReference) {
+  GraphMaker m(7);
+  int x = m.input(8, 31, 29);
+  ConvParams p;
+  p.cout = 24, p.kh = 3, p.kw = 3, p.sh = 2, p.sw = 2, p.pt = p.pl = p.pb = p.pr = 1;
+  p.act = Activation::kRelu6;
+  int y = m.conv(x, p);
+  ConvParams d;  // depthwise
+  d.cout = 24, d.kh = 3, d.kw = 3, d.pt = d.pl = d.pb = d.pr = 1, d.groups = 24;
+  int z = m.conv(y, d);
+  Graph g = m.finish(z);
+  expect_matches_reference(m, g, /*threads=*/3);
 }
 
 TEST(XnnpackEngine, DepthwiseConvWithMultiplierAndHardSwish) {

@@ -17,7 +17,7 @@ int cmd_bench(int argc, char** argv) {
   const cli::Args& args = parsed.value();
   if (args.has("--help") || args.has("-h") || !args.positionals.empty()) {
     std::fputs("usage: anomalens bench [--model FILE] [--backend builtin|xnnpack|reference]\n"
-               "                       [--runs N (50)] [--warmup N (5)] [--threads N (1; builtin only)] [--json]\n",
+               "                       [--runs N (50)] [--warmup N (5)] [--threads N (1)] [--json]\n",
                args.positionals.empty() ? stdout : stderr);
     return args.positionals.empty() ? 0 : 2;
   }

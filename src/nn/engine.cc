@@ -43,7 +43,7 @@ Result<std::unique_ptr<Engine>> create_engine(const Graph& graph, Backend backen
     case Backend::kBuiltin: return create_builtin_engine(graph, threads);
     case Backend::kXnnpack:
 #ifdef ANOMALENS_HAVE_XNNPACK
-      return create_xnnpack_engine(graph);
+      return create_xnnpack_engine(graph, threads);
 #else
       return Status(StatusCode::kUnsupported, "this build has no XNNPACK backend");
 #endif

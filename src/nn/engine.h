@@ -36,9 +36,10 @@ class Engine {
 };
 
 struct EngineOptions {
-  // kBuiltin: threads that run each op (the caller counts as one; 0 = the machine's core count,
-  // at most 64). Results do not depend on it. Builds without thread support (the single-threaded
-  // wasm bundle) run on the calling thread whatever the value. Other backends ignore it.
+  // kBuiltin and kXnnpack: threads that run each op (the caller counts as one; 0 = the machine's
+  // core count, at most 64). Builtin results do not depend on it. Builds without thread support
+  // (the single-threaded wasm bundle) run on the calling thread whatever the value. kReference
+  // ignores it.
   int threads = 1;
 };
 

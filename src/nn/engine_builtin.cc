@@ -55,10 +55,12 @@ struct Op {
 };
 
 // Tasks for `units` independent units of work: one per thread is enough when every task costs
-// the same, a few more let a thread that starts late (or was preempted) hand over its share.
+// the same; more let a thread that starts late (or was preempted) hand over part of its share.
+// 8 per thread measured 2-3% faster than 4 on MobileNetV2 with 2 threads (and 2 about as fast
+// as 8): the pool's fixed split keeps each thread on the same rows whatever the count.
 size_t task_count(size_t units, const ThreadPool& pool) {
   if (pool.threads() == 1) return 1;
-  return std::min(units, static_cast<size_t>(pool.threads()) * 4);
+  return std::min(units, static_cast<size_t>(pool.threads()) * 8);
 }
 // Units [first, last) of task t out of `tasks`.
 inline size_t task_begin(size_t t, size_t tasks, size_t units) { return t * units / tasks; }
@@ -119,19 +121,34 @@ struct GemmOp : Op {
   PostActivation post;
   void run(ThreadPool& pool) override {
     const size_t mr = cfg->gemm_mr;
-    const size_t blocks = (m + mr - 1) / mr;
-    const size_t tasks = task_count(blocks, pool);
-    pool.parallel_for(tasks, [&](size_t t) {
-      rows(task_begin(t, tasks, blocks) * mr, std::min(m, task_begin(t + 1, tasks, blocks) * mr));
-    });
+    if (pool.threads() > 1 && n > m) {
+      // More weights (k x n) than input (m x k), as in the last layers of a CNN: split the
+      // columns, so that each thread streams only its share of the weights (and, with the
+      // pool's fixed split, finds it still in its own cache at the next inference). Every
+      // thread reads all the input rows, which are the smaller part. Units of 16 columns keep
+      // two threads' outputs off one 64-byte cache line.
+      const size_t unit = round_up(16, cfg->gemm_nr);
+      const size_t units = (n + unit - 1) / unit;
+      const size_t tasks = task_count(units, pool);
+      pool.parallel_for(tasks, [&](size_t t) {
+        tile(0, m, task_begin(t, tasks, units) * unit, std::min(n, task_begin(t + 1, tasks, units) * unit));
+      });
+    } else {
+      const size_t blocks = (m + mr - 1) / mr;
+      const size_t tasks = task_count(blocks, pool);
+      pool.parallel_for(tasks, [&](size_t t) {
+        tile(task_begin(t, tasks, blocks) * mr, std::min(m, task_begin(t + 1, tasks, blocks) * mr), 0, n);
+      });
+    }
     post.run(pool);
   }
-  void rows(size_t i0, size_t i1) const {
+  // Output rows [i0, i1) x columns [j0, j1); j0 a multiple of NR.
+  void tile(size_t i0, size_t i1, size_t j0, size_t j1) const {
     const size_t mr = cfg->gemm_mr, nr = cfg->gemm_nr;
     const size_t nb = column_block(n, k, nr);
-    for (size_t j = 0; j < n; j += nb) {
+    for (size_t j = j0; j < j1; j += nb) {
       const float* w = packed.data() + j / nr * (nr + k * nr);
-      const size_t nc = std::min(nb, n - j);
+      const size_t nc = std::min(nb, j1 - j);
       for (size_t i = i0; i < i1; i += mr) {
         cfg->gemm(std::min(mr, i1 - i), nc, k * sizeof(float), a + i * k, k * sizeof(float), w,
                   c + i * n + j, n * sizeof(float), nr * sizeof(float), &params);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "nn/engine_xnnpack.h"
 
+#include <pthreadpool.h>
 #include <xnnpack.h>
 
 #include <cmath>
@@ -69,6 +70,19 @@ class XnnpackEngine final : public Engine {
  public:
   ~XnnpackEngine() override {
     if (runtime_ != nullptr) xnn_delete_runtime(runtime_);
+    if (threadpool_ != nullptr) pthreadpool_destroy(threadpool_);  // after the runtime using it
+  }
+
+  // Before the runtime is built: it binds the pool at creation.
+  Status start_threads(int threads) {
+    if (threads <= 1) return Status::Ok();
+    // pthreadpool counts the caller among its threads, as our own ThreadPool does.
+    threadpool_ = pthreadpool_create(static_cast<size_t>(threads));
+    if (threadpool_ == nullptr) {
+      return Status(StatusCode::kOutOfMemory,
+                    "XNNPACK backend: pthreadpool_create(" + std::to_string(threads) + ") failed");
+    }
+    return Status::Ok();
   }
 
   Status run(const float* input_hwc) override {
@@ -96,6 +110,7 @@ class XnnpackEngine final : public Engine {
   friend class SubgraphBuilder;
 
   xnn_runtime_t runtime_ = nullptr;
+  pthreadpool_t threadpool_ = nullptr;  // null: XNNPACK runs every op on the calling thread
   // Static tensor data handed to XNNPACK; a deque never moves its elements, and moving a vector
   // into it keeps the heap buffer, so the pointers stay valid for the engine's lifetime.
   std::deque<std::vector<float>> static_data_;
@@ -157,7 +172,7 @@ class SubgraphBuilder {
                         "\" is not produced by any layer");
     }
 
-    status = xnn_create_runtime_v2(subgraph_.get(), /*threadpool=*/nullptr, 0, &engine_->runtime_);
+    status = xnn_create_runtime_v2(subgraph_.get(), engine_->threadpool_, 0, &engine_->runtime_);
     if (status != xnn_status_success) {
       engine_->runtime_ = nullptr;
       return xnn_failure("XNNPACK backend", "xnn_create_runtime_v2 (operator creation)", status);
@@ -859,9 +874,10 @@ class SubgraphBuilder {
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> create_xnnpack_engine(const Graph& graph) {
+Result<std::unique_ptr<Engine>> create_xnnpack_engine(const Graph& graph, int threads) {
   ANOMALENS_RETURN_IF_ERROR(xnn_init_once());
   auto engine = std::make_unique<XnnpackEngine>();
+  ANOMALENS_RETURN_IF_ERROR(engine->start_threads(threads));
   SubgraphBuilder builder(graph, engine.get());
   ANOMALENS_RETURN_IF_ERROR(builder.build());
   return std::unique_ptr<Engine>(std::move(engine));

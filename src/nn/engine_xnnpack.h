@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // XNNPACK backend (native builds only): maps a validated Graph onto one XNNPACK subgraph and
-// runs it on the calling thread.
+// runs it on the calling thread, or on a pthreadpool of `threads` threads (the caller included).
 //
 //   Result<std::unique_ptr<Engine>> e = create_xnnpack_engine(model.graph);
 //   if (!e.ok()) return e.status();
@@ -26,6 +26,6 @@ namespace anomalens {
 // rejects its parameters), kOutOfMemory when XNNPACK cannot allocate, and kInvalidModel when a
 // weight tensor does not have the size the layer needs. Every message carries XNNPACK's status
 // name when XNNPACK reported the failure. Never aborts.
-Result<std::unique_ptr<Engine>> create_xnnpack_engine(const Graph& graph);
+Result<std::unique_ptr<Engine>> create_xnnpack_engine(const Graph& graph, int threads = 1);
 
 }  // namespace anomalens

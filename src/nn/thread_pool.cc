@@ -10,10 +10,29 @@ namespace {
 constexpr int kTaskBits = 22;
 constexpr uint64_t kTaskMask = (uint64_t{1} << kTaskBits) - 1;
 constexpr int kGenerationShift = 2 * kTaskBits;
+constexpr uint64_t kGenerationMask = (uint64_t{1} << (64 - kGenerationShift)) - 1;
 
-uint64_t generation_of(uint64_t job) { return job >> kGenerationShift; }
-uint64_t tasks_of(uint64_t job) { return (job >> kTaskBits) & kTaskMask; }
-uint64_t next_of(uint64_t job) { return job & kTaskMask; }
+uint64_t generation_of(uint64_t range) { return range >> kGenerationShift; }
+uint64_t end_of(uint64_t range) { return (range >> kTaskBits) & kTaskMask; }
+uint64_t next_of(uint64_t range) { return range & kTaskMask; }
+uint64_t make_range(uint64_t generation, uint64_t begin, uint64_t end) {
+  return generation << kGenerationShift | end << kTaskBits | begin;
+}
+
+// Claims one task of job `generation` from `range`: the first one (the owner walks forward) or
+// the last one (a thief walks backward, away from the owner). False when the range is empty or
+// belongs to another job.
+bool claim(std::atomic<uint64_t>& range, uint64_t generation, bool from_back, size_t* task) {
+  uint64_t r = range.load(std::memory_order_acquire);
+  for (;;) {
+    if (generation_of(r) != generation || next_of(r) >= end_of(r)) return false;
+    const uint64_t claimed = from_back ? r - (uint64_t{1} << kTaskBits) : r + 1;
+    if (range.compare_exchange_weak(r, claimed, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      *task = static_cast<size_t>(from_back ? end_of(r) - 1 : next_of(r));
+      return true;
+    }
+  }
+}
 
 // How long a worker keeps polling for the next job before it sleeps. Ops follow each other
 // within microseconds during an inference; a condition-variable wake-up costs tens of them.
@@ -35,12 +54,20 @@ constexpr bool kHaveThreads = true;
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
-  if (!kHaveThreads) return;
-  for (int i = 1; i < threads; ++i) {
-    pthread_t t;
-    if (pthread_create(&t, nullptr, &ThreadPool::worker_main, this) != 0) break;
-    workers_.push_back(t);
+  if (kHaveThreads && threads > 1) {
+    worker_args_.reserve(static_cast<size_t>(threads - 1));
+    for (int i = 1; i < threads; ++i) {
+      worker_args_.push_back(Worker{this, static_cast<size_t>(i)});
+      pthread_t t;
+      if (pthread_create(&t, nullptr, &ThreadPool::worker_main, &worker_args_.back()) != 0) {
+        worker_args_.pop_back();
+        break;
+      }
+      workers_.push_back(t);
+    }
   }
+  // Workers started so far only read ranges_ once a job is published, after this.
+  ranges_ = std::vector<Range>(workers_.size() + 1);
 }
 
 ThreadPool::~ThreadPool() {
@@ -52,32 +79,33 @@ ThreadPool::~ThreadPool() {
   for (pthread_t t : workers_) pthread_join(t, nullptr);
 }
 
-void* ThreadPool::worker_main(void* self) {
-  static_cast<ThreadPool*>(self)->worker_loop();
+void* ThreadPool::worker_main(void* worker) {
+  const Worker* w = static_cast<const Worker*>(worker);
+  w->pool->worker_loop(w->slot);
   return nullptr;
 }
 
-void ThreadPool::worker_loop() {
-  uint64_t seen = generation_of(job_.load());
+void ThreadPool::worker_loop(size_t slot) {
+  uint64_t seen = generation_.load();
   for (;;) {
     const auto spin_end = std::chrono::steady_clock::now() + kSpin;
-    for (unsigned i = 1; generation_of(job_.load(std::memory_order_acquire)) == seen && !stop_.load(std::memory_order_relaxed); ++i) {
+    for (unsigned i = 1; generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed); ++i) {
       if (i % 64 != 0) continue;
       // On a busy machine this worker may share a core with the caller: let it run.
       std::this_thread::yield();
       if (std::chrono::steady_clock::now() > spin_end) {
         std::unique_lock<std::mutex> lock(mu_);
-        // seq_cst on sleepers_ and job_: either run() sees this sleeper and notifies, or the
+        // seq_cst on sleepers_ and generation_: either run() sees this sleeper and notifies, or the
         // predicate sees the new job.
         sleepers_.fetch_add(1);
-        cv_.wait(lock, [&] { return stop_.load() || generation_of(job_.load()) != seen; });
+        cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
         sleepers_.fetch_sub(1);
         break;
       }
     }
     if (stop_.load()) return;
-    seen = generation_of(job_.load(std::memory_order_acquire));
-    const size_t n = work(seen);
+    seen = generation_.load(std::memory_order_acquire);
+    const size_t n = work(slot, seen);
     if (n) {
       done_.fetch_add(n);  // seq_cst, paired with caller_sleeping_ (see run())
       if (caller_sleeping_.load()) {
@@ -88,17 +116,22 @@ void ThreadPool::worker_loop() {
   }
 }
 
-size_t ThreadPool::work(uint64_t generation) {
+size_t ThreadPool::work(size_t slot, uint64_t generation) {
   size_t ran = 0;
-  uint64_t job = job_.load(std::memory_order_acquire);
-  for (;;) {
-    if (generation_of(job) != generation || next_of(job) >= tasks_of(job)) return ran;
-    if (!job_.compare_exchange_weak(job, job + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    // A claimed task keeps its job from completing, so fn_ and ctx_ are still this job's.
-    fn_(ctx_, static_cast<size_t>(next_of(job)));
+  size_t task;
+  // A claimed task keeps its job from completing, so fn_ and ctx_ are still this job's.
+  while (claim(ranges_[slot].word, generation, /*from_back=*/false, &task)) {
+    fn_(ctx_, task);
     ++ran;
-    job = job_.load(std::memory_order_acquire);
   }
+  for (size_t d = 1; d < ranges_.size(); ++d) {
+    std::atomic<uint64_t>& victim = ranges_[(slot + d) % ranges_.size()].word;
+    while (claim(victim, generation, /*from_back=*/true, &task)) {
+      fn_(ctx_, task);
+      ++ran;
+    }
+  }
+  return ran;
 }
 
 void ThreadPool::run(size_t tasks, TaskFn fn, void* ctx) {
@@ -110,13 +143,18 @@ void ThreadPool::run(size_t tasks, TaskFn fn, void* ctx) {
   fn_ = fn;
   ctx_ = ctx;
   done_.store(0, std::memory_order_relaxed);
-  const uint64_t generation = (generation_of(job_.load()) + 1) & ((uint64_t{1} << (64 - kGenerationShift)) - 1);
-  job_.store(generation << kGenerationShift | uint64_t{tasks} << kTaskBits);
+  const uint64_t generation = (generation_.load() + 1) & kGenerationMask;
+  const size_t slots = ranges_.size();
+  for (size_t k = 0; k < slots; ++k) {
+    ranges_[k].word.store(make_range(generation, tasks * k / slots, tasks * (k + 1) / slots),
+                          std::memory_order_relaxed);
+  }
+  generation_.store(generation);  // seq_cst: publishes the ranges (see sleepers_ below)
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mu_); }
     cv_.notify_all();
   }
-  const size_t finished = work(generation);
+  const size_t finished = work(0, generation);
   // Workers still inside a task of this job: poll briefly, then sleep until the last one is done.
   const auto all_done = [&] { return done_.load() + finished >= tasks; };
   const auto spin_end = std::chrono::steady_clock::now() + kCallerSpin;

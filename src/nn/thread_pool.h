@@ -8,10 +8,14 @@
 //   ThreadPool pool(2);                      // one worker + the caller
 //   pool.parallel_for(blocks, [&](size_t i) { compute_block(i); });   // returns when all done
 //
-// Tasks are handed out one at a time from an atomic counter, so a worker that starts late (or
-// never: a build without threads, a failed thread start) only means the caller does more of
-// them. Which thread runs a task never changes what the task computes. parallel_for allocates
-// nothing. Not reentrant: one job at a time, from one calling thread.
+// Tasks are split into one contiguous range per thread (the caller takes the first). A thread
+// runs its own range front to back, then steals from the back of the others'. The fixed split
+// keeps data in the cache of the core that wrote it: an op's output rows are mostly read, in
+// the next op, by the thread that computed them (a shared counter handed rows out in turns and
+// every op then read half its input from the other core's cache). Stealing means a worker that
+// starts late (or never: a build without threads, a failed thread start) only makes the others
+// do more. Which thread runs a task never changes what the task computes. parallel_for
+// allocates nothing. Not reentrant: one job at a time, from one calling thread.
 #pragma once
 
 #include <atomic>
@@ -50,14 +54,24 @@ class ThreadPool {
   static constexpr size_t kMaxTasks = (size_t{1} << 22) - 1;
 
  private:
-  static void* worker_main(void* self);
-  void worker_loop();
-  // Claims and runs tasks of job `generation` until none is left; returns how many it ran.
-  size_t work(uint64_t generation);
+  struct Worker {
+    ThreadPool* pool;
+    size_t slot;  // its task range; the caller's is 0
+  };
+  static void* worker_main(void* worker);
+  void worker_loop(size_t slot);
+  // Runs tasks of job `generation`, its own range first, then stolen ones, until none is left;
+  // returns how many it ran.
+  size_t work(size_t slot, uint64_t generation);
 
-  // Job word: generation (20 bits) | task count (22 bits) | next task (22 bits). Packing them
-  // lets a late worker claim a task only from the job it saw published.
-  std::atomic<uint64_t> job_{0};
+  // One cache line per range so that claiming from one never slows the others. Word:
+  // generation (20 bits) | end (22 bits) | next (22 bits). The generation lets a late worker
+  // claim a task only from the job it saw published.
+  struct alignas(64) Range {
+    std::atomic<uint64_t> word{0};
+  };
+  std::vector<Range> ranges_;  // one per thread
+  alignas(64) std::atomic<uint64_t> generation_{0};
   std::atomic<size_t> done_{0};
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
@@ -69,6 +83,7 @@ class ThreadPool {
   std::atomic<bool> caller_sleeping_{false};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
+  std::vector<Worker> worker_args_;  // reserved up front: started threads hold pointers into it
   std::vector<pthread_t> workers_;  // joined in the destructor
 };
 
