@@ -139,9 +139,11 @@ export type ClassifyInput =
   | HTMLImageElement
   | HTMLVideoElement;
 
+export type ModelSource = string | URL | ArrayBuffer | ArrayBufferView | Blob;
+
 export interface CreateOptions {
-  /** The .alm model: a URL to fetch, or its bytes. */
-  model: string | URL | ArrayBuffer | ArrayBufferView | Blob;
+  /** The .alm model: a URL to fetch, or its bytes; or a promise of one (the core starts loading meanwhile). */
+  model: ModelSource | Promise<ModelSource>;
   /** URL of anomalens_core.js (default: core/ next to anomalens.js). */
   coreUrl?: string | URL;
   /**

@@ -190,6 +190,8 @@ export function heatmapToImageData(heatmap, { opacity = 0.75 } = {}) {
 }
 
 async function loadModelBytes(model) {
+  // A promise of a model lets the worker start its core before the caller knows which model.
+  if (typeof model?.then === 'function') model = await model;
   if (model instanceof ArrayBuffer) return model.slice(0);
   if (ArrayBuffer.isView(model)) {
     return model.buffer.slice(model.byteOffset, model.byteOffset + model.byteLength);
@@ -214,7 +216,8 @@ async function loadModelBytes(model) {
 /** One classifier (one model) running in its own worker. Create with Anomalens.create(). */
 export class Anomalens {
   /**
-   * options.model: URL | ArrayBuffer | Uint8Array | Blob (required).
+   * options.model: URL | ArrayBuffer | Uint8Array | Blob, or a Promise of one (required; the
+   *   worker starts loading the core at once, before the promise settles).
    * options.coreUrl: URL of anomalens_core.js (default: ./core/ next to this file).
    * options.noSimdCoreUrl: the non-SIMD build, loaded instead of coreUrl when the browser has no
    *   WebAssembly SIMD (default: coreUrl with "_nosimd" before ".js").

@@ -107,12 +107,13 @@ function setModelStatus(text, kind) {
   el.dataset.kind = kind;
 }
 
-async function loadModel(model, label, origin = 'file') {
+// `pending`: an Anomalens.create() already under way for `model` (see loadStartModel).
+async function loadModel(model, label, origin = 'file', pending = null) {
   document.body.dataset.modelState = 'loading';
   setModelStatus(`Loading ${label}...`, 'busy');
   let clf;
   try {
-    clf = await Anomalens.create({ model });
+    clf = await (pending ?? Anomalens.create({ model }));
   } catch (err) {
     document.body.dataset.modelState = state.clf ? 'ready' : 'error';
     const keep = state.clf ? ` Still using "${state.modelName}".` : ' Load a .alm model from disk.';
@@ -967,18 +968,24 @@ function setupTeach() {
 
 // The last taught model (IndexedDB) if there is one, else the default model.
 async function loadStartModel() {
-  let saved = null;
-  try {
-    saved = await loadTaught();
-  } catch (err) {
+  // Opening IndexedDB can take hundreds of milliseconds on a first visit. Meanwhile the worker
+  // starts its core and index.html's preload downloads the default model: Anomalens.create takes
+  // the model as a promise, settled once we know whether a taught model is saved.
+  const saved = loadTaught().then((found) => (found?.bytes ? found : null), (err) => {
     console.warn(`Saved models unavailable: ${err.message}`);
+    return null;
+  });
+  const pending = Anomalens.create({ model: saved.then((found) => found?.bytes ?? kDefaultModelUrl) });
+  pending.catch(() => {});  // reported by loadModel
+  const found = await saved;
+  if (!found) {
+    await loadModel(kDefaultModelUrl, 'the default model', 'default', pending);
+    return;
   }
-  if (saved?.bytes) {
-    state.teach.bytes = new Uint8Array(saved.bytes);
-    state.teach.name = saved.name;
-    $('teach-download-btn').hidden = false;
-    if (await loadModel(saved.bytes, `the taught model "${saved.name}"`, 'taught')) return;
-  }
+  state.teach.bytes = new Uint8Array(found.bytes);
+  state.teach.name = found.name;
+  $('teach-download-btn').hidden = false;
+  if (await loadModel(found.bytes, `the taught model "${found.name}"`, 'taught', pending)) return;
   await loadModel(kDefaultModelUrl, 'the default model', 'default');
 }
 

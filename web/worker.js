@@ -67,7 +67,8 @@ export function mtUrlFor(coreUrl) {
   return siblingUrl(coreUrl, 'mt');
 }
 
-// The pthread bundle starts one worker per core, at most 4 (CMakeLists.txt: PTHREAD_POOL_SIZE).
+// The pthread bundle starts one worker per core besides this thread, at most 3 (CMakeLists.txt:
+// PTHREAD_POOL_SIZE): with the calling thread, at most 4 threads.
 const kMaxThreads = 4;
 
 /**

@@ -148,10 +148,15 @@ class JsClassifier {
 val create_classifier_with_threads(const val& model, int threads) {
   Result<std::vector<uint8_t>> model_bytes = bytes_from_js(model, "the model");
   if (!model_bytes.ok()) return error_object(model_bytes.status());
+  Result<Model> parsed = load_model(model_bytes.value().data(), model_bytes.value().size());
+  if (!parsed.ok()) return error_object(parsed.status());
+  // Free the file copy before the engine allocates: its packed weights then reuse these pages.
+  // On a first load, touching fresh pages is a large part of the time (a page fault each).
+  std::vector<uint8_t>().swap(model_bytes.value());
   EngineOptions options;
   options.threads = threads;
-  Result<std::unique_ptr<Classifier>> c = Classifier::create_from_bytes(
-      model_bytes.value().data(), model_bytes.value().size(), Backend::kBuiltin, options);
+  Result<std::unique_ptr<Classifier>> c =
+      Classifier::create(std::move(parsed).value(), Backend::kBuiltin, options);
   if (!c.ok()) return error_object(c.status());
   val o = val::object();
   o.set("ok", true);

@@ -99,3 +99,30 @@ test('real core in node: maxPixels refuses larger images before decoding', async
   assert.ok((await roomy.classify(fs.readFileSync(file))).score >= 0);
   await roomy.close();
 });
+
+test('real core in node: the model may be a promise (the core loads before it settles)', async (t) => {
+  if (!hasRealCore || !modelPath) {
+    const why = `needs ${realCorePath} and a model`;
+    if (!allowFake) assert.fail(why);
+    t.skip(why);
+    return;
+  }
+  const core = {
+    coreUrl: pathToFileURL(realCorePath).href,
+    wasmBinary: fs.readFileSync(realCorePath.replace(/\.js$/, '.wasm')),
+  };
+  let settle;
+  const model = new Promise((resolve) => { settle = resolve; });
+  const creating = Anomalens.create({ ...core, model });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  settle(fs.readFileSync(modelPath));
+  const clf = await creating;
+  const file = listImages('abnormal', 1)[0];
+  const direct = await Anomalens.create({ ...core, model: fs.readFileSync(modelPath) });
+  assert.equal((await clf.classify(fs.readFileSync(file))).score, (await direct.classify(fs.readFileSync(file))).score);
+  await clf.close();
+  await direct.close();
+  // A promise that rejects fails create() with its reason, and leaves no worker behind.
+  await assert.rejects(Anomalens.create({ ...core, model: Promise.reject(new Error('no model here')) }),
+    /no model here/);
+});
