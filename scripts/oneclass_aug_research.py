@@ -18,7 +18,6 @@ Splits as scripts/oneclass_research.py (magnetic tiles by physical tile). Caches
     /usr/bin/python3 scripts/oneclass_aug_research.py --dataset mt --variants base,shift1,flipfit
 """
 
-import argparse
 import os
 import sys
 import time
@@ -30,8 +29,8 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 torch.set_num_threads(1)
-from oneclass_research import (DATA, EXPANDS, auc, list_dir, load_backbone, load_image,  # noqa: E402
-                               pool_to_grid, splits)
+from oneclass_research import (DATA, EXPANDS, auc, common_args, list_dir, load_backbone,  # noqa: E402
+                               load_image, pool_to_grid, splits)
 
 # Transforms of a CHW tensor (dims: 1 = H, 2 = W for a single image; +1 when batched).
 TRANSFORMS = ["id", "hflip", "vflip", "rot180"]
@@ -177,7 +176,6 @@ def score_maps_nbr(model, x, r):
     """Distance of each location's feature to the nearest (in Mahalanobis distance) of the
     Gaussians within r locations: tolerance to misalignment."""
     best = None
-    H, W = x.shape[1], x.shape[2]
     for dy in range(-r, r + 1):
         for dx in range(-r, r + 1):
             # feature at (y, x) scored against the Gaussian at (y + dy, x + dx): shift the
@@ -254,12 +252,7 @@ def parse_variant(v):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    ap.add_argument("--dataset", action="append", choices=["elpv", "mt"])
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--cache", default="/tmp/oneclass_cache")
-    ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--fit-fraction", type=float, default=0.7)
+    ap = common_args(__doc__)
     ap.add_argument("--proj", type=int, default=128)
     ap.add_argument("--variants", default="base")
     ap.add_argument("--reduce", default="max,top1")

@@ -23,7 +23,6 @@ Features (identity view only) are cached in --cache; nothing is written to the r
     /usr/bin/python3 scripts/oneclass_fusion_research.py --dataset elpv
 """
 
-import argparse
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 torch.set_num_threads(1)
-from oneclass_research import DATA, EXPANDS, auc, list_dir, load_backbone, mt_tiles, splits  # noqa: E402
+from oneclass_research import DATA, EXPANDS, auc, common_args, list_dir, load_backbone, mt_tiles, splits  # noqa: E402
 from oneclass_aug_research import fit, pool_variant, projection, reduce, score_maps, smooth  # noqa: E402
 
 
@@ -139,12 +138,7 @@ def folds_of(ds, normal, fitmask, k, seed):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    ap.add_argument("--dataset", action="append", choices=["elpv", "mt"])
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--cache", default="/tmp/oneclass_cache")
-    ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--fit-fraction", type=float, default=0.7)
+    ap = common_args(__doc__)
     ap.add_argument("--proj", type=int, default=128)
     ap.add_argument("--resize", default="stretch", choices=["stretch", "pad-edge", "pad-black"])
     ap.add_argument("--padim", default="0:0.01,0.7:0.1", help="sigma:eps list for the PaDiM score")

@@ -20,7 +20,6 @@ Nothing is written to the repository (feature caches go to --cache, default /tmp
 """
 
 import argparse
-import csv
 import os
 import re
 import sys
@@ -207,13 +206,19 @@ def reduce_image(m, how):
     return np.sort(m, 1)[:, -k:].mean(1)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+def common_args(doc):
+    """The options every one-class research script shares (datasets, input size, cache, splits)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[1])
     ap.add_argument("--dataset", action="append", choices=["elpv", "mt"])
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--cache", default="/tmp/oneclass_cache")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--fit-fraction", type=float, default=0.7)
+    return ap
+
+
+def main():
+    ap = common_args(__doc__)
     ap.add_argument("--flips", action="store_true", help="also hflip/vflip test-time transforms")
     ap.add_argument("--bank", type=int, default=10000, help="PatchCore coreset size")
     ap.add_argument("--methods", default="padim,patchcore")

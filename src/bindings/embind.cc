@@ -268,11 +268,11 @@ val create_fitter(const val& base_model, val options) {
   }
   fit.threads = static_cast<int>(threads);
   fit.smooth = static_cast<float>(number_option(options, "smooth", fit.smooth));
-  if (!(fit.smooth >= 0 && fit.smooth <= 8)) {
+  if (!(fit.smooth >= 0 && fit.smooth <= kMaxSmooth)) {
     return error_object(Status(StatusCode::kInvalidArgument, "smooth " + std::to_string(fit.smooth) + ": must be in [0, 8]"));
   }
   fit.shrinkage = number_option(options, "shrinkage", fit.shrinkage);
-  if (!(fit.shrinkage >= 0 && fit.shrinkage <= 100)) {
+  if (!(fit.shrinkage >= 0 && fit.shrinkage <= kMaxShrinkage)) {
     return error_object(Status(StatusCode::kInvalidArgument, "shrinkage " + std::to_string(fit.shrinkage) + ": must be in [0, 100]"));
   }
   FeatureSpec spec;

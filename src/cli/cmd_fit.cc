@@ -103,12 +103,12 @@ int cmd_fit(int argc, char** argv) {
     else return cli::fail(Status(StatusCode::kInvalidArgument, "--reduce " + *r + ": expected max or top"));
   }
   if (const std::string* v = args.get("--smooth")) {
-    Result<double> x = cli::parse_number("--smooth", *v, 0, 8);
+    Result<double> x = cli::parse_number("--smooth", *v, 0, kMaxSmooth);
     if (!x.ok()) return cli::fail(x.status());
     options.smooth = static_cast<float>(x.value());
   }
   if (const std::string* v = args.get("--shrinkage")) {
-    Result<double> x = cli::parse_number("--shrinkage", *v, 0, 100);
+    Result<double> x = cli::parse_number("--shrinkage", *v, 0, kMaxShrinkage);
     if (!x.ok()) return cli::fail(x.status());
     options.shrinkage = x.value();
   }

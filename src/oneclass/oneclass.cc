@@ -196,7 +196,7 @@ Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, 
   if (!std::isfinite(p.scale) || !(p.scale > 0)) return invalid("scale must be a positive number");
   p.fit_images = get_u32(data + 32);
   p.smooth = get_f32(data + 36);  // zero in files written before it existed
-  if (!std::isfinite(p.smooth) || p.smooth < 0 || p.smooth > 8) {
+  if (!std::isfinite(p.smooth) || p.smooth < 0 || p.smooth > kMaxSmooth) {
     return invalid("smoothing sigma must be in [0, 8] grid cells");
   }
   const uint64_t values = uint64_t{p.locations()} * (uint64_t{static_cast<uint32_t>(p.dim)} + p.tri());

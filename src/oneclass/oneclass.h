@@ -115,12 +115,18 @@ std::string oneclass_augment_name(uint32_t flags);  // "none" or a comma list
 // Flips an HWC tensor in place: horizontally, vertically or both (rot180).
 void flip_hwc(float* data, int width, int height, int channels, bool horizontal, bool vertical);
 
+// Accepted ranges of the fit options below (the CLI, the browser binding and the .alm reader
+// all check against these).
+constexpr float kMaxSmooth = 8;          // sigma, grid cells
+constexpr double kMaxShrinkage = 100;
+
 struct FitOptions {
   double fpr = 0.01;              // target false-positive rate on held-out normal images
   int holdout_every = 5;          // every 5th normal image is held out for the threshold
   int max_kept = 100;             // held-out normal / abnormal feature maps kept (each)
-  double shrinkage = 0.01;        // covariance += shrinkage * trace/D * I
-  float smooth = 0;               // Gaussian smoothing of the distance map (grid cells; 0: none)
+  double shrinkage = 0.01;        // covariance += shrinkage * trace/D * I, in [0, kMaxShrinkage]
+  float smooth = 0;               // Gaussian smoothing of the distance map (grid cells; 0: none),
+                                  // in [0, kMaxSmooth]
   OneClassReduce reduce = OneClassReduce::kMax;
   int threads = 1;                // engine threads for the backbone (EngineOptions::threads)
   uint32_t augment = 0;           // OneClassAugment flags: each adds one backbone pass per fitting image
