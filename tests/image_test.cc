@@ -141,6 +141,56 @@ TEST(Decode, RefusesDecompressionBombsBeforeDecoding) {
   EXPECT_EQ(decode_image(ok.data(), ok.size(), small).status().code(), StatusCode::kOutOfMemory);
 }
 
+// An 8-bit palettized BMP (BITMAPINFOHEADER) of w x h pixels with `colours` palette entries
+// (entry i is grey level 40 * i) and the given pixel indices, rows bottom-up and padded.
+std::vector<uint8_t> palette_bmp(int w, int h, int colours, const std::vector<uint8_t>& indices) {
+  const int stride = (w + 3) & ~3;
+  const uint32_t offset = 14 + 40 + 4 * colours;
+  std::vector<uint8_t> b(offset + static_cast<size_t>(stride) * h, 0);
+  auto put = [&](size_t at, uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  b[0] = 'B';
+  b[1] = 'M';
+  put(2, static_cast<uint32_t>(b.size()), 4);
+  put(10, offset, 4);
+  put(14, 40, 4);
+  put(18, w, 4);
+  put(22, h, 4);
+  put(26, 1, 2);   // planes
+  put(28, 8, 2);   // bits per pixel
+  put(46, colours, 4);
+  for (int i = 0; i < colours; ++i) put(54 + 4 * i, 0x010101u * (40 * i), 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) b[offset + static_cast<size_t>(h - 1 - y) * stride + x] = indices[y * w + x];
+  return b;
+}
+
+// stb_image reads an undefined palette entry from uninitialised stack memory: a file whose
+// pixels point past its palette (or whose data offset leaves no palette) is refused, so the
+// same bytes can never decode to different images (found by fuzz_classify).
+TEST(Decode, PalettizedBmpIndicesAreChecked) {
+  const std::vector<uint8_t> valid = {0, 1, 2, 3, 2, 1};
+  std::vector<uint8_t> good = palette_bmp(3, 2, 4, valid);  // a short palette is legal
+  Result<Image> r = decode_image(good.data(), good.size(), DecodeOptions{});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r.value().width, 3);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(r.value().pixels8[static_cast<size_t>(i) * r.value().channels], 40 * valid[i]);
+
+  std::vector<uint8_t> past = palette_bmp(3, 2, 4, {0, 1, 2, 3, 9, 1});
+  Result<Image> bad = decode_image(past.data(), past.size(), DecodeOptions{});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDecodeFailed);
+  EXPECT_NE(bad.status().message().find("BMP"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("colour 9 of a 4-colour palette"), std::string::npos) << bad.status().message();
+
+  std::vector<uint8_t> no_palette = good;
+  for (int i = 10; i < 14; ++i) no_palette[i] = 0;  // data offset 0
+  Result<Image> none = decode_image(no_palette.data(), no_palette.size(), DecodeOptions{});
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("no room for the colour palette"), std::string::npos) << none.status().message();
+}
+
 // Inserts an APP1 Exif segment with the given orientation right after SOI.
 std::vector<uint8_t> with_orientation(const std::vector<uint8_t>& jpg, int orientation) {
   const uint8_t tiff[] = {'I', 'I', 42, 0, 8, 0, 0, 0,      // little-endian TIFF, IFD at 8

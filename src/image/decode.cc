@@ -153,6 +153,45 @@ std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n, size_t pos) {
   return "";
 }
 
+// stb_image 2.27 keeps a palettized BMP's palette in an uninitialised stack array and never
+// checks a pixel's index against the palette's length, nor a palette length that the header's
+// data offset makes zero or negative: such a file decodes to whatever the stack held, a
+// different image on each call (found by fuzz_classify). The indices are checked here first,
+// with stb's own layout rules: palette length from the data offset, rows padded to 4 bytes,
+// bytes past the end of the file read as 0. Returns an empty string when the file is
+// acceptable (or not a palettized BMP), else the reason.
+std::string check_bmp_palette(const uint8_t* d, size_t n) {
+  if (n < 30 || d[0] != 'B' || d[1] != 'M') return "";
+  const int64_t offset = static_cast<int32_t>(le32(d + 10));
+  const int64_t header_size = static_cast<int32_t>(le32(d + 14));
+  const bool core_header = header_size == 12;  // OS/2 BITMAPCOREHEADER: 16-bit sizes, RGB triples
+  const int64_t w = core_header ? le16(d + 18) : static_cast<int32_t>(le32(d + 18));
+  int64_t h = core_header ? le16(d + 20) : static_cast<int32_t>(le32(d + 22));
+  const int bpp = static_cast<int>(core_header ? le16(d + 24) : le16(d + 28));
+  if (h < 0) h = -h;
+  if (offset < 0 || (bpp != 1 && bpp != 4 && bpp != 8) || w <= 0 || h <= 0) return "";  // stb decides
+  const int64_t entries = core_header ? (offset - 14 - 24) / 3 : (offset - 14 - header_size) >> 2;
+  if (entries <= 0) return "the data offset leaves no room for the colour palette";
+  if (entries >= (int64_t{1} << bpp)) return "";  // every index a pixel can hold is defined
+  const int64_t row_bytes = bpp == 1 ? (w + 7) / 8 : bpp == 4 ? (w + 1) / 2 : w;
+  const int64_t stride = row_bytes + (-row_bytes & 3);
+  for (int64_t y = 0; y < h; ++y) {
+    const int64_t row = offset + y * stride;
+    if (row >= static_cast<int64_t>(n)) break;  // the rest reads as index 0
+    for (int64_t x = 0; x < w; ++x) {
+      const int64_t byte = row + x * bpp / 8;
+      if (byte >= static_cast<int64_t>(n)) break;
+      const int shift = 8 - bpp - static_cast<int>(x * bpp % 8);
+      const int index = (d[byte] >> shift) & ((1 << bpp) - 1);
+      if (index >= entries) {
+        return "pixel (" + std::to_string(x) + ", " + std::to_string(y) + ") uses colour " +
+               std::to_string(index) + " of a " + std::to_string(entries) + "-colour palette";
+      }
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options) {
@@ -174,6 +213,8 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
     const std::string bad = check_jpeg_huffman_tables(data, size, segments);
     if (!bad.empty()) return decode_error(data, size, bad.c_str());
   }
+  const std::string bad_palette = check_bmp_palette(data, size);
+  if (!bad_palette.empty()) return decode_error(data, size, bad_palette.c_str());
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     return decode_error(data, size, stbi_failure_reason());

@@ -46,5 +46,13 @@ inline void check_failure(const Status& s) {
   if (s.message().empty()) violated("failure without a message", status_code_name(s.code()));
 }
 
+// Fills a stretch of stack below the caller with `byte`. Called with different bytes before two
+// runs of the same input, it makes a read of uninitialised stack memory (stb_image's BMP
+// palette, for one) give different results, which the determinism checks then catch.
+__attribute__((noinline)) inline void scribble_stack(uint8_t byte) {
+  volatile uint8_t area[64 * 1024];
+  for (size_t i = 0; i < sizeof area; ++i) area[i] = byte;
+}
+
 }  // namespace fuzz
 }  // namespace anomalens

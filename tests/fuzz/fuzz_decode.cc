@@ -2,7 +2,9 @@
 // libFuzzer target: image bytes -> decode_image -> Preprocessor::run, with a model meta picked
 // from a hash of the bytes (channels rgb/bgr/gray, stretch/center_crop, 1..48 x 1..48 input).
 // Properties: no sanitizer report, no abort; a decoded image is consistent (sizes, channels,
-// bits, buffer length); the preprocessed tensor is finite; failures carry a message.
+// bits, buffer length); decoding is deterministic (a second decode over a differently scribbled
+// stack gives the same pixels or the same error); the preprocessed tensor is finite; failures
+// carry a message.
 #include <cmath>
 #include <vector>
 
@@ -18,7 +20,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Keeps each run small and fast; the limit logic itself is exercised by bombs in the corpus.
   options.max_pixels = (h & 1) ? 4000000 : 250000;
   options.apply_exif_orientation = (h & 2) == 0;
+  fuzz::scribble_stack(0x00);
   Result<Image> r = decode_image(data, size, options);
+  fuzz::scribble_stack(0xA5);
+  Result<Image> again = decode_image(data, size, options);
+  if (r.ok() != again.ok()) fuzz::violated("decoding the same bytes twice succeeded once", "");
+  if (r.ok() && (r.value().pixels8 != again.value().pixels8 || r.value().pixels16 != again.value().pixels16)) {
+    fuzz::violated("decoding the same bytes twice gave different pixels", "");
+  }
   if (!r.ok()) {
     fuzz::check_failure(r.status());
     const StatusCode c = r.status().code();

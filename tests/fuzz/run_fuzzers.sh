@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (build/fuzz) and runs each for SECONDS (default 60),
-# one after the other, starting from the committed seed corpora in tests/fuzz/corpus/<target>/.
-#   tests/fuzz/run_fuzzers.sh [SECONDS]
+# Builds the libFuzzer targets with clang (build/fuzz) and runs each one after the other,
+# starting from the committed seed corpora in tests/fuzz/corpus/<target>/.
+#   tests/fuzz/run_fuzzers.sh                  the test suite's run: a fixed number of inputs per
+#                                              target, seed 1, a fresh corpus each time
+#   tests/fuzz/run_fuzzers.sh SECONDS          exploration: each target for SECONDS
 #   FUZZ_TARGETS="fuzz_model" tests/fuzz/run_fuzzers.sh 600     one target, longer
-#   FUZZ_SEED=0 tests/fuzz/run_fuzzers.sh 600                     a random seed (exploration)
-# The default seed is fixed (FUZZ_SEED=1), so the test suite's short run is repeatable: a fresh
-# clone explores the same inputs each time, and a finding reproduces. Explore with other seeds
-# and longer runs; fix what they find and add the input to the regressions.
-# New interesting inputs go to build/fuzz/corpus/<target>/ (not committed). A crash, leak,
-# timeout or out-of-memory leaves build/fuzz/artifacts/<target>/crash-* (or leak-*, timeout-*,
-# oom-*) and makes the script exit non-zero. Reproduce one with:
+#   FUZZ_SEED=0 tests/fuzz/run_fuzzers.sh 600                     a random seed
+# The suite's run counts inputs, not seconds, and starts from an empty working corpus, so every
+# machine explores exactly the same inputs whatever its speed: a run that passes here passes in
+# CI, and a finding reproduces anywhere. (A time budget let a faster CI machine reach an input
+# a slower local run never got to.) Explore with other seeds and longer runs; fix what they
+# find and add the input to the regressions.
+# Exploration keeps new interesting inputs in build/fuzz/corpus/<target>/ (not committed). A
+# crash, leak, timeout or out-of-memory leaves build/fuzz/artifacts/<target>/crash-* (or leak-*,
+# timeout-*, oom-*) and makes the script exit non-zero. Reproduce one with:
 #   build/fuzz/fuzz_model build/fuzz/artifacts/fuzz_model/crash-...
 # Once fixed, copy the input into tests/fuzz/regressions/<target>/: it is replayed first on
 # every run.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-seconds="${1:-60}"
+seconds="${1:-}"
+# Inputs per target in the suite's run: about a minute each on this 2-core machine.
+suite_runs() {
+  case "$1" in
+    fuzz_decode) echo 40000 ;;
+    fuzz_model) echo 150000 ;;
+    fuzz_classify) echo 15000 ;;
+  esac
+}
 targets="${FUZZ_TARGETS:-fuzz_decode fuzz_model fuzz_classify}"
 cc="${FUZZ_CC:-clang-14}"
 cxx="${FUZZ_CXX:-clang++-14}"
@@ -37,7 +49,16 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=()
 for t in $targets; do
-  mkdir -p "build/fuzz/corpus/$t" "build/fuzz/artifacts/$t"
+  if [ -n "$seconds" ]; then
+    corpus="build/fuzz/corpus/$t"
+    budget=(-max_total_time="$seconds")
+  else
+    corpus="build/fuzz/suite-corpus/$t"
+    rm -rf "$corpus"
+    # The time cap only guards against a machine far slower than this one.
+    budget=(-runs="$(suite_runs "$t")" -max_total_time=600)
+  fi
+  mkdir -p "$corpus" "build/fuzz/artifacts/$t"
   seeds=("tests/fuzz/corpus/$t")
   # The end-to-end target starts from the images too.
   [ "$t" = fuzz_classify ] && seeds+=("tests/fuzz/corpus/fuzz_decode")
@@ -53,8 +74,8 @@ for t in $targets; do
     fi
   fi
   s=$(date +%s)
-  "build/fuzz/$t" "build/fuzz/corpus/$t" "${seeds[@]}" "${dict[@]}" \
-      -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  "build/fuzz/$t" "$corpus" "${seeds[@]}" "${dict[@]}" \
+      "${budget[@]}" -seed="$seed" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -artifact_prefix="build/fuzz/artifacts/$t/" -print_final_stats=1 \
       >"build/fuzz/$t.log" 2>&1
   rc=$?
