@@ -275,6 +275,17 @@ def images(out):
     add(out, I + "trunc_bmp_pixels.bmp", ok_bmp[:len(ok_bmp) // 2], "any", None, "BMP missing half its pixels")
     add(out, I + "corrupt_bmp_bpp.bmp", bmp_header(4, 4, bpp=7, pixel_bytes=64) + b"\0" * 64, "fail",
         "decode_failed", "BMP 7 bits per pixel")
+    # 8-bit BMPs whose pixels name palette entries the file does not have: stb_image would read
+    # them from uninitialised stack memory (a different image on each call).
+    short_palette = bytearray(bmp_header(4, 4, bpp=8, pixel_bytes=16 + 16))
+    short_palette[10:14] = struct.pack("<I", 14 + 40 + 16)  # data after a 4-colour palette
+    add(out, I + "corrupt_bmp_palette_index.bmp",
+        bytes(short_palette) + bytes(range(16)) + bytes([0, 1, 2, 3] * 3 + [200, 3, 2, 1]), "fail",
+        "decode_failed", "8-bit BMP pixel uses colour 200 of a 4-colour palette")
+    no_palette = bytearray(bmp_header(4, 4, bpp=8, pixel_bytes=16))
+    no_palette[10:14] = struct.pack("<I", 0)
+    add(out, I + "corrupt_bmp_offset_zero.bmp", bytes(no_palette) + bytes([7] * 16), "fail",
+        "decode_failed", "8-bit BMP whose data offset 0 leaves no palette")
     add(out, I + "corrupt_bmp_zero_width.bmp", bmp_header(0, 4, pixel_bytes=0), "fail", "decode_failed",
         "BMP width 0")
     add(out, I + "corrupt_bmp_int_min.bmp", bmp_header(4, -2 ** 31, pixel_bytes=48) + b"\0" * 48, "fail",

@@ -177,12 +177,12 @@ TEST(Decode, PalettizedBmpIndicesAreChecked) {
   ASSERT_EQ(r.value().width, 3);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(r.value().pixels8[static_cast<size_t>(i) * r.value().channels], 40 * valid[i]);
 
-  std::vector<uint8_t> past = palette_bmp(3, 2, 4, {0, 1, 2, 3, 9, 1});
+  std::vector<uint8_t> past = palette_bmp(3, 2, 4, {0, 1, 2, 3, 9, 1});  // image pixel (1, 1)
   Result<Image> bad = decode_image(past.data(), past.size(), DecodeOptions{});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kDecodeFailed);
   EXPECT_NE(bad.status().message().find("BMP"), std::string::npos) << bad.status().message();
-  EXPECT_NE(bad.status().message().find("colour 9 of a 4-colour palette"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("pixel (1, 1) uses colour 9 of a 4-colour palette"), std::string::npos) << bad.status().message();
 
   std::vector<uint8_t> no_palette = good;
   for (int i = 10; i < 14; ++i) no_palette[i] = 0;  // data offset 0

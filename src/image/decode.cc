@@ -168,6 +168,7 @@ std::string check_bmp_palette(const uint8_t* d, size_t n) {
   const int64_t w = core_header ? le16(d + 18) : static_cast<int32_t>(le32(d + 18));
   int64_t h = core_header ? le16(d + 20) : static_cast<int32_t>(le32(d + 22));
   const int bpp = static_cast<int>(core_header ? le16(d + 24) : le16(d + 28));
+  const bool bottom_up = h > 0;  // the usual layout: the file's first row is the image's last
   if (h < 0) h = -h;
   if (offset < 0 || (bpp != 1 && bpp != 4 && bpp != 8) || w <= 0 || h <= 0) return "";  // stb decides
   const int64_t entries = core_header ? (offset - 14 - 24) / 3 : (offset - 14 - header_size) >> 2;
@@ -184,7 +185,7 @@ std::string check_bmp_palette(const uint8_t* d, size_t n) {
       const int shift = 8 - bpp - static_cast<int>(x * bpp % 8);
       const int index = (d[byte] >> shift) & ((1 << bpp) - 1);
       if (index >= entries) {
-        return "pixel (" + std::to_string(x) + ", " + std::to_string(y) + ") uses colour " +
+        return "pixel (" + std::to_string(x) + ", " + std::to_string(bottom_up ? h - 1 - y : y) + ") uses colour " +
                std::to_string(index) + " of a " + std::to_string(entries) + "-colour palette";
       }
     }
