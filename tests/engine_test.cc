@@ -10,6 +10,7 @@
 
 #include "model/model.h"
 #include "nn/engine.h"
+#include "nn/engine_internal.h"
 #include "test_util.h"
 
 namespace anomalens {
@@ -177,6 +178,18 @@ TEST(Engine, RandomBlocksAgree) {
     Result<Model> m = load_model(bytes.data(), bytes.size());
     ASSERT_TRUE(m.ok()) << m.status().to_string();
     expect_agree(m.value().graph, random_input(m.value().graph, 9), "blocks c=" + std::to_string(c));
+  }
+}
+
+TEST(Engine, FusedExpansionsAgree) {
+  for (int c : {45, 48}) {
+    std::mt19937 rng(static_cast<uint32_t>(c));
+    const std::vector<uint8_t> bytes = testing_util::fused_blocks_alm(c, &rng);
+    Result<Model> m = load_model(bytes.data(), bytes.size());
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    const Graph& g = m.value().graph;
+    EXPECT_EQ(builtin_fused_expansions(g), 2) << "c=" << c;
+    expect_agree(g, random_input(g, 5), "fused blocks c=" + std::to_string(c));
   }
 }
 

@@ -94,6 +94,16 @@ TEST(EngineThreads, RandomBlocksIdenticalAcrossThreadCounts) {
   }
 }
 
+// The fused 1x1 expansion + depthwise 3x3 op splits its rows into one band per thread, each
+// band expanding the rows above its first output row again.
+TEST(EngineThreads, FusedExpansionsIdenticalAcrossThreadCounts) {
+  std::mt19937 rng(45);
+  const std::vector<uint8_t> bytes = testing_util::fused_blocks_alm(45, &rng);
+  Result<Model> m = load_model(bytes.data(), bytes.size());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  expect_thread_invariant(m.value().graph, "fused blocks");
+}
+
 TEST(EngineThreads, InvalidThreadCountFails) {
   Result<Model> m = load_model_file(fixture("allops.alm"));
   ASSERT_TRUE(m.ok());

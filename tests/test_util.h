@@ -95,5 +95,42 @@ class AlmBuilder {
   std::vector<uint8_t> weights_;
 };
 
+// Inverted-residual blocks with expanded maps large enough (over 512 KB) for the builtin engine
+// to compute each 1x1 expansion fused with its depthwise 3x3, row by row: stride 1 and 2, odd
+// sizes, TF-style asymmetric padding, channels not a multiple of 4. The third expansion's output
+// also feeds a pool, so it must stay unfused. Returns the .alm bytes.
+inline std::vector<uint8_t> fused_blocks_alm(int c, std::mt19937* rng) {
+  const std::string e = std::to_string(c);
+  AlmBuilder b;
+  b.classifier_meta(53, 67, "rgb")
+      .layer("Input in 0 1 x c=3 h=67 w=53")
+      .layer("Conv e1 1 1 x x1 cout=" + e + " k=1,1 w=e1w b=e1b act=relu6")
+      .random_tensor("e1w", {c, 3, 1, 1}, rng).random_tensor("e1b", {c}, rng)
+      .layer("Conv d1 1 1 x1 y1 cout=" + e + " k=3,3 p=1,1,1,1 g=" + e + " w=d1w b=d1b act=relu6")
+      .random_tensor("d1w", {c, 1, 3, 3}, rng).random_tensor("d1b", {c}, rng)
+      .layer("Conv p1 1 1 y1 z1 cout=8 k=1,1 w=p1w act=none")
+      .random_tensor("p1w", {8, c, 1, 1}, rng)
+      .layer("Conv e2 1 1 z1 x2 cout=" + e + " k=1,1 w=e2w b=e2b act=relu")
+      .random_tensor("e2w", {c, 8, 1, 1}, rng).random_tensor("e2b", {c}, rng)
+      .layer("Conv d2 1 1 x2 y2 cout=" + e + " k=3,3 s=2,2 p=0,0,1,1 g=" + e + " w=d2w b=d2b act=relu6")
+      .random_tensor("d2w", {c, 1, 3, 3}, rng).random_tensor("d2b", {c}, rng)
+      .layer("Conv p2 1 1 y2 z2 cout=8 k=1,1 w=p2w act=none")
+      .random_tensor("p2w", {8, c, 1, 1}, rng)
+      .layer("Conv u2 1 1 z2 u cout=8 k=3,3 s=1,1 p=1,1,1,1 w=uw act=relu")
+      .random_tensor("uw", {8, 8, 3, 3}, rng)
+      .layer("Conv e3 1 1 z1 x3 cout=" + e + " k=1,1 w=e3w act=none")
+      .random_tensor("e3w", {c, 8, 1, 1}, rng)
+      .layer("Conv d3 1 1 x3 y3 cout=" + e + " k=3,3 s=2,2 p=1,1,1,1 g=" + e + " w=d3w act=relu")
+      .random_tensor("d3w", {c, 1, 3, 3}, rng)
+      .layer("MaxPool m3 1 1 x3 m k=3,3 s=2,2 p=1,1,1,1")
+      .layer("Add a3 2 1 y3 m s3 act=none")
+      .layer("GlobalAvgPool g1 1 1 u g1")
+      .layer("GlobalAvgPool g3 1 1 s3 g3")
+      .layer("Concat cat 2 1 g1 g3 cat")
+      .layer("Gemm fc 1 1 cat out n=2 w=fw b=fb")
+      .random_tensor("fw", {2, 8 + c}, rng).random_tensor("fb", {2}, rng);
+  return b.bytes();
+}
+
 }  // namespace testing_util
 }  // namespace anomalens

@@ -5,6 +5,8 @@
 //  - weights are packed into the selected kernels' tile layouts (bias first, NR/CT blocks);
 //  - convolutions and pools get indirection buffers: for each output pixel and kernel tap, a
 //    pointer to the input pixel or to a shared zero (or -inf) row for padding.
+//  - a 1x1 expansion whose large output only feeds a 3x3 depthwise convolution runs fused
+//    with it, row by row (ExpandDwconv3x3Op), so that map is never stored whole;
 // run() then only copies the input in and calls kernels: no allocation, no shape logic.
 // With threads > 1, the heavy ops split their work over a ThreadPool (one barrier per op):
 // gemm/igemm by blocks of MR output rows, dwconv/pools by output pixels, element-wise passes by
@@ -111,6 +113,23 @@ size_t column_block(size_t n, size_t k, size_t nr) {
   return std::min(cols, round_up(n, nr));
 }
 
+// Rows [i0, i1) x columns [j0, j1) of C (row stride n) = A (row stride k) x the packed
+// weights, bias and clamp included; j0 a multiple of NR.
+void gemm_tile(const anomalens_kernel_config* cfg, const float* packed, const float* a, float* c,
+               size_t n, size_t k, size_t i0, size_t i1, size_t j0, size_t j1,
+               const anomalens_f32_minmax_params& params) {
+  const size_t mr = cfg->gemm_mr, nr = cfg->gemm_nr;
+  const size_t nb = column_block(n, k, nr);
+  for (size_t j = j0; j < j1; j += nb) {
+    const float* w = packed + j / nr * (nr + k * nr);
+    const size_t nc = std::min(nb, j1 - j);
+    for (size_t i = i0; i < i1; i += mr) {
+      cfg->gemm(std::min(mr, i1 - i), nc, k * sizeof(float), a + i * k, k * sizeof(float), w,
+                c + i * n + j, n * sizeof(float), nr * sizeof(float), &params);
+    }
+  }
+}
+
 struct GemmOp : Op {
   const anomalens_kernel_config* cfg;
   std::vector<float> packed;
@@ -142,18 +161,8 @@ struct GemmOp : Op {
     }
     post.run(pool);
   }
-  // Output rows [i0, i1) x columns [j0, j1); j0 a multiple of NR.
   void tile(size_t i0, size_t i1, size_t j0, size_t j1) const {
-    const size_t mr = cfg->gemm_mr, nr = cfg->gemm_nr;
-    const size_t nb = column_block(n, k, nr);
-    for (size_t j = j0; j < j1; j += nb) {
-      const float* w = packed.data() + j / nr * (nr + k * nr);
-      const size_t nc = std::min(nb, j1 - j);
-      for (size_t i = i0; i < i1; i += mr) {
-        cfg->gemm(std::min(mr, i1 - i), nc, k * sizeof(float), a + i * k, k * sizeof(float), w,
-                  c + i * n + j, n * sizeof(float), nr * sizeof(float), &params);
-      }
-    }
+    gemm_tile(cfg, packed.data(), a, c, n, k, i0, i1, j0, j1, params);
   }
 };
 
@@ -236,6 +245,53 @@ struct Dwconv3x3Op : Op {
       }
     });
     post.run(pool);
+  }
+};
+
+// A 1x1 expansion feeding a 3x3 depthwise convolution (the first half of MobileNetV2's
+// inverted residual), computed together a band of output rows at a time, so that the expanded
+// map (6x the block's channels: 4.8 MB at 112x112x96) never goes through memory. Each task
+// keeps the three expanded rows its current output row reads in a ring of its own, and expands
+// each input row once as the band moves down (a band's first output row also expands the one
+// or two rows above it that the previous band expanded too). The same kernels sum in the same
+// order as the two separate ops, so the results are bit-identical.
+struct ExpandDwconv3x3Op : Op {
+  const anomalens_kernel_config* cfg;
+  std::vector<float> expand_packed, dw_packed;
+  anomalens_f32_minmax_params expand_params, dw_params;
+  const float* in;       // in_h x in_w x cin
+  const float* zero_row;  // in_w x cexp zeros (+ kernel over-read)
+  float* out;            // out_h x out_w x cexp
+  size_t cin, cexp, in_h, in_w, out_h, out_w, stride, pad_top, pad_left;
+  size_t bands, ring_row_floats;
+  std::vector<float> rings;  // per band, 3 expanded rows of ring_row_floats
+  PostActivation post;       // the depthwise layer's
+  void run(ThreadPool& pool) override {
+    pool.parallel_for(bands, [&](size_t b) { band(b); });
+    post.run(pool);
+  }
+  void band(size_t b) {
+    float* ring = rings.data() + b * 3 * ring_row_floats;
+    ptrdiff_t expanded = -1;  // the ring holds expanded rows up to this one (the last three)
+    const float* rows[3];
+    for (size_t oy = task_begin(b, bands, out_h); oy < task_begin(b + 1, bands, out_h); ++oy) {
+      const ptrdiff_t top = static_cast<ptrdiff_t>(oy * stride) - static_cast<ptrdiff_t>(pad_top);
+      for (ptrdiff_t iy = std::max({expanded + 1, top, ptrdiff_t{0}});
+           iy <= std::min(top + 2, static_cast<ptrdiff_t>(in_h) - 1); ++iy) {
+        gemm_tile(cfg, expand_packed.data(), in + static_cast<size_t>(iy) * in_w * cin,
+                  ring + static_cast<size_t>(iy % 3) * ring_row_floats, cexp, cin, 0, in_w, 0, cexp,
+                  expand_params);
+        expanded = iy;
+      }
+      for (ptrdiff_t ky = 0; ky < 3; ++ky) {
+        const ptrdiff_t iy = top + ky;
+        rows[ky] = iy >= 0 && iy < static_cast<ptrdiff_t>(in_h)
+                       ? ring + static_cast<size_t>(iy % 3) * ring_row_floats
+                       : zero_row;
+      }
+      cfg->dwconv3x3(cexp, out_w, in_w, stride, pad_left, rows, dw_packed.data(), out + oy * out_w * cexp,
+                     &dw_params);
+    }
   }
 };
 
@@ -349,6 +405,43 @@ struct SoftmaxOp : Op {
   }
 };
 
+// 1x1, stride 1, no padding, one group: the input blob already is the GEMM's A matrix.
+bool is_pointwise(const Layer& l) {
+  return l.type == LayerType::kConv && l.kernel_h == 1 && l.kernel_w == 1 && l.stride_h == 1 &&
+         l.stride_w == 1 && l.pad_top == 0 && l.pad_left == 0 && l.pad_bottom == 0 && l.pad_right == 0 &&
+         l.groups == 1;
+}
+
+// Depthwise 3x3, dilation 1, stride 1 or 2 (in both directions): the row kernel's case.
+bool is_dwconv3x3(const Layer& l, const Shape& is, const Shape& os, const anomalens_kernel_config* cfg) {
+  return l.type == LayerType::kConv && cfg->dwconv3x3 && l.groups == is.c && is.c == os.c &&
+         l.kernel_h == 3 && l.kernel_w == 3 && l.dilation_h == 1 && l.dilation_w == 1 &&
+         l.stride_h == l.stride_w && (l.stride_h == 1 || l.stride_h == 2);
+}
+
+// Expanded maps from this size on are computed row by row inside ExpandDwconv3x3Op. Smaller
+// ones stay in a core's cache anyway, and their expansion as one GEMM reuses each block of
+// weights over more rows than a row at a time would (measured: see docs/BENCHMARKS.md).
+constexpr size_t kFuseMinExpandedBytes = 512 * 1024;
+
+// Per layer: true when it is a 1x1 expansion to run fused with the 3x3 depthwise convolution
+// that follows it (the only reader of its output).
+std::vector<char> expansions_to_fuse(const Graph& g, const anomalens_kernel_config* cfg) {
+  std::vector<char> fuse(g.layers.size(), 0);
+  for (size_t i = 0; i + 1 < g.layers.size(); ++i) {
+    const Layer& e = g.layers[i];
+    const Layer& d = g.layers[i + 1];
+    if (!is_pointwise(e) || e.act == Activation::kHardSwish || e.act == Activation::kSigmoid) continue;
+    const int x = e.outputs[0];
+    const Blob& xb = g.blobs[x];
+    if (x == g.output_blob || xb.consumers.size() != 1 || xb.consumers[0] != static_cast<int>(i + 1)) continue;
+    if (d.inputs[0] != x || !is_dwconv3x3(d, xb.shape, g.blobs[d.outputs[0]].shape, cfg)) continue;
+    if (static_cast<size_t>(xb.shape.elements()) * sizeof(float) < kFuseMinExpandedBytes) continue;
+    fuse[i] = 1;
+  }
+  return fuse;
+}
+
 class BuiltinEngine : public Engine {
  public:
   explicit BuiltinEngine(int threads) : pool_(threads) {}
@@ -373,8 +466,9 @@ class BuiltinEngine : public Engine {
   Backend backend() const override { return Backend::kBuiltin; }
 
  private:
-  Status plan_memory(const Graph& g);
+  Status plan_memory(const Graph& g, const std::vector<char>& fused);
   std::unique_ptr<Op> make_conv(const Graph& g, const Layer& l);
+  std::unique_ptr<Op> make_expand_dwconv3x3(const Graph& g, const Layer& expand, const Layer& dw);
   std::unique_ptr<Op> make_pool(const Graph& g, const Layer& l);
   // Pointers to every kernel tap's input pixel for each output pixel (row-major), `pad` for
   // taps in the padding.
@@ -396,13 +490,21 @@ class BuiltinEngine : public Engine {
 };
 
 // First-fit placement by lifetime: a blob lives from its producer to its last consumer (the
-// output lives to the end). Blobs whose lifetimes overlap never share bytes.
-Status BuiltinEngine::plan_memory(const Graph& g) {
+// output lives to the end). Blobs whose lifetimes overlap never share bytes. A fused
+// expansion's output takes no space, and its input lives on into the fused op (the next layer).
+Status BuiltinEngine::plan_memory(const Graph& g, const std::vector<char>& fused) {
   const size_t nb = g.blobs.size();
   std::vector<int> last_use(nb);
   for (size_t b = 0; b < nb; ++b) {
     last_use[b] = g.blobs[b].producer;
     for (int c : g.blobs[b].consumers) last_use[b] = std::max(last_use[b], c);
+  }
+  std::vector<char> unplaced(nb, 0);
+  for (size_t i = 0; i < fused.size(); ++i) {
+    if (!fused[i]) continue;
+    unplaced[g.layers[i].outputs[0]] = 1;
+    const int in = g.layers[i].inputs[0];
+    last_use[in] = std::max(last_use[in], static_cast<int>(i + 1));
   }
   last_use[g.output_blob] = static_cast<int>(g.layers.size());
   offsets_.assign(nb, 0);
@@ -410,6 +512,7 @@ Status BuiltinEngine::plan_memory(const Graph& g) {
   std::vector<Placed> live;
   size_t total = 0;
   for (size_t b = 0; b < nb; ++b) {
+    if (unplaced[b]) continue;
     const int born = g.blobs[b].producer;
     live.erase(std::remove_if(live.begin(), live.end(), [&](const Placed& p) { return p.last < born; }),
                live.end());
@@ -460,10 +563,7 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
   const float* in = blob(l.inputs[0]);
   float* out = blob(l.outputs[0]);
 
-  const bool dw3x3 = cin_g == 1 && cout_g == 1 && cfg_->dwconv3x3 && l.kernel_h == 3 &&
-                     l.kernel_w == 3 && l.dilation_h == 1 && l.dilation_w == 1 &&
-                     l.stride_h == l.stride_w && (l.stride_h == 1 || l.stride_h == 2);
-  if (dw3x3) {
+  if (is_dwconv3x3(l, is, os, cfg_)) {
     auto op = std::make_unique<Dwconv3x3Op>();
     op->cfg = cfg_;
     op->packed.resize(anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, nullptr));
@@ -502,9 +602,7 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
     op->post.init(l, cfg_, out, os.elements());
     return op;
   }
-  const bool pointwise = taps == 1 && l.stride_h == 1 && l.stride_w == 1 && l.pad_top == 0 &&
-                         l.pad_left == 0 && l.pad_bottom == 0 && l.pad_right == 0 && l.groups == 1;
-  if (pointwise) {  // 1x1 stride 1: the input already is the GEMM's A matrix
+  if (is_pointwise(l)) {
     auto op = std::make_unique<GemmOp>();
     op->cfg = cfg_;
     op->packed.resize(anomalens_pack_f32_gemm_oi_w(1, os.c, is.c, cfg_->gemm_nr, w, bias, nullptr));
@@ -554,6 +652,44 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
   return op;
 }
 
+std::unique_ptr<Op> BuiltinEngine::make_expand_dwconv3x3(const Graph& g, const Layer& e, const Layer& d) {
+  const Shape& is = g.blobs[e.inputs[0]].shape;
+  const Shape& xs = g.blobs[e.outputs[0]].shape;
+  const Shape& os = g.blobs[d.outputs[0]].shape;
+  auto op = std::make_unique<ExpandDwconv3x3Op>();
+  op->cfg = cfg_;
+  const float* e_bias = e.bias >= 0 ? g.tensors[e.bias].data.data() : nullptr;
+  const float* ew = g.tensors[e.weight].data.data();
+  op->expand_packed.resize(anomalens_pack_f32_gemm_oi_w(1, xs.c, is.c, cfg_->gemm_nr, ew, e_bias, nullptr));
+  anomalens_pack_f32_gemm_oi_w(1, xs.c, is.c, cfg_->gemm_nr, ew, e_bias, op->expand_packed.data());
+  const float* d_bias = d.bias >= 0 ? g.tensors[d.bias].data.data() : nullptr;
+  const float* dw = g.tensors[d.weight].data.data();
+  op->dw_packed.resize(anomalens_pack_f32_dwconv_oihw_w(os.c, 9, cfg_->dwconv_ct, dw, d_bias, nullptr));
+  anomalens_pack_f32_dwconv_oihw_w(os.c, 9, cfg_->dwconv_ct, dw, d_bias, op->dw_packed.data());
+  op->expand_params = minmax_of(e);
+  op->dw_params = minmax_of(d);
+  op->in = blob(e.inputs[0]);
+  op->zero_row = zeros_.data();  // at least one zero row of the widest blob (see build())
+  op->out = blob(d.outputs[0]);
+  op->cin = is.c;
+  op->cexp = xs.c;
+  op->in_h = xs.h;
+  op->in_w = xs.w;
+  op->out_h = os.h;
+  op->out_w = os.w;
+  op->stride = d.stride_h;
+  op->pad_top = d.pad_top;
+  op->pad_left = d.pad_left;
+  // One band per thread: each band boundary expands one or two rows twice, so more bands
+  // would cost more than finer stealing gains.
+  op->bands = std::min<size_t>(os.h, pool_.threads());
+  // The depthwise kernel reads up to kExtraFloats past a row's last pixel.
+  op->ring_row_floats = round_up(static_cast<size_t>(xs.w) * xs.c + kExtraFloats, kAlignFloats);
+  op->rings.assign(op->bands * 3 * op->ring_row_floats, 0.f);
+  op->post.init(d, cfg_, op->out, os.elements());
+  return op;
+}
+
 std::unique_ptr<Op> BuiltinEngine::make_pool(const Graph& g, const Layer& l) {
   const Shape& is = g.blobs[l.inputs[0]].shape;
   const Shape& os = g.blobs[l.outputs[0]].shape;
@@ -582,7 +718,8 @@ std::unique_ptr<Op> BuiltinEngine::make_pool(const Graph& g, const Layer& l) {
 }
 
 Status BuiltinEngine::build(const Graph& g) {
-  ANOMALENS_RETURN_IF_ERROR(plan_memory(g));
+  const std::vector<char> fused = expansions_to_fuse(g, cfg_);
+  ANOMALENS_RETURN_IF_ERROR(plan_memory(g, fused));
   size_t widest = 0, widest_row = 0;
   for (const Blob& b : g.blobs) {
     widest = std::max(widest, static_cast<size_t>(b.shape.c));
@@ -591,8 +728,11 @@ Status BuiltinEngine::build(const Graph& g) {
   zeros_.assign(widest_row + kExtraFloats, 0.f);
   neg_inf_.assign(widest + kExtraFloats, -std::numeric_limits<float>::infinity());
 
-  for (const Layer& l : g.layers) {
+  for (size_t li = 0; li < g.layers.size(); ++li) {
+    const Layer& l = g.layers[li];
     if (l.type == LayerType::kInput) continue;
+    if (fused[li]) continue;  // the next layer's op computes it
+    const bool fused_with_previous = li > 0 && fused[li - 1];
     const Shape& is = g.blobs[l.inputs[0]].shape;
     const Shape& os = g.blobs[l.outputs[0]].shape;
     const float* in = blob(l.inputs[0]);
@@ -601,7 +741,7 @@ Status BuiltinEngine::build(const Graph& g) {
     std::unique_ptr<Op> op;
     switch (l.type) {
       case LayerType::kConv:
-        op = make_conv(g, l);
+        op = fused_with_previous ? make_expand_dwconv3x3(g, g.layers[li - 1], l) : make_conv(g, l);
         break;
       case LayerType::kGemm: {
         // Weights are [n][k] in CHW order; the blob is HWC, so permute the columns once here.
@@ -711,7 +851,7 @@ Status BuiltinEngine::build(const Graph& g) {
     if (ops_.size() == 1) builtin_engine_profile().clear();
     const Shape& ps = g.blobs[l.outputs[0]].shape;
     builtin_engine_profile().emplace_back(
-        std::string(layer_type_name(l.type)) + " " + l.name + " k" + std::to_string(l.kernel_h) +
+        std::string(fused_with_previous ? "1x1+" : "") + layer_type_name(l.type) + " " + l.name + " k" + std::to_string(l.kernel_h) +
             " s" + std::to_string(l.stride_h) + " g" + std::to_string(l.groups) + " " +
             std::to_string(g.blobs[l.inputs[0]].shape.c) + "->" + std::to_string(ps.h) + "x" +
             std::to_string(ps.w) + "x" + std::to_string(ps.c),
@@ -726,6 +866,11 @@ Status BuiltinEngine::build(const Graph& g) {
 }
 
 }  // namespace
+
+int builtin_fused_expansions(const Graph& graph) {
+  const std::vector<char> fused = expansions_to_fuse(graph, anomalens_kernel_config_get());
+  return static_cast<int>(std::count(fused.begin(), fused.end(), 1));
+}
 
 Result<std::unique_ptr<Engine>> create_builtin_engine(const Graph& graph, int threads) {
   auto engine = std::make_unique<BuiltinEngine>(threads);
