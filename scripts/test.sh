@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: set up, build both targets, generate fixtures, then run the native and wasm
 # GoogleTest suites, the Python tests, the node/Chromium tests and the hostile-input corpus,
-# the native suites again under ASan + UBSan, and each libFuzzer target for 60 s. Each suite runs even if an
+# the native suites again under ASan + UBSan, and each libFuzzer target on a fixed set of inputs. Each suite runs even if an
 # earlier one failed; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."

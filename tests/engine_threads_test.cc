@@ -94,8 +94,8 @@ TEST(EngineThreads, RandomBlocksIdenticalAcrossThreadCounts) {
   }
 }
 
-// The fused 1x1 expansion + depthwise 3x3 op splits its rows into one band per thread, each
-// band expanding the rows above its first output row again.
+// The fused block op keeps expanded rows in a ring per thread across its bands of rows; a band
+// that does not continue the thread's previous one (its first, or a stolen one) starts over.
 TEST(EngineThreads, FusedExpansionsIdenticalAcrossThreadCounts) {
   std::mt19937 rng(45);
   const std::vector<uint8_t> bytes = testing_util::fused_blocks_alm(45, &rng);
@@ -115,6 +115,34 @@ TEST(EngineThreads, InvalidThreadCountFails) {
   }
   Result<std::unique_ptr<Engine>> all = create_engine(m.value().graph, Backend::kBuiltin, EngineOptions{0});
   EXPECT_TRUE(all.ok()) << all.status().to_string();
+}
+
+// parallel_for_slots: every task once, a slot below threads(), and never two tasks of one slot
+// at the same time (a per-slot "busy" flag would see it).
+TEST(ThreadPool, SlotsNameOneThreadAtATime) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> busy(static_cast<size_t>(pool.threads()));
+    std::vector<std::atomic<int>> hits(500);
+    std::atomic<int> bad_slot{0}, overlap{0};
+    for (int job = 0; job < 100; ++job) {
+      for (auto& h : hits) h.store(0);
+      pool.parallel_for_slots(hits.size(), [&](size_t i, size_t slot) {
+        if (slot >= busy.size()) {
+          bad_slot.fetch_add(1);
+          return;
+        }
+        if (busy[slot].exchange(1) != 0) overlap.fetch_add(1);
+        for (volatile int spin = 0; spin < 200; spin = spin + 1) {
+        }
+        hits[i].fetch_add(1);
+        busy[slot].store(0);
+      });
+      for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i].load(), 1) << "job " << job << " task " << i;
+    }
+    EXPECT_EQ(bad_slot.load(), 0) << threads << " threads";
+    EXPECT_EQ(overlap.load(), 0) << threads << " threads";
+  }
 }
 
 TEST(ThreadPool, RunsEveryTaskOnceOverManyJobs) {

@@ -96,9 +96,9 @@ class AlmBuilder {
 };
 
 // Inverted-residual blocks with expanded maps large enough (over 512 KB) for the builtin engine
-// to compute each 1x1 expansion fused with its depthwise 3x3, row by row: stride 1 and 2, odd
-// sizes, TF-style asymmetric padding, channels not a multiple of 4. The third expansion's output
-// also feeds a pool, so it must stay unfused. Returns the .alm bytes.
+// to compute each 1x1 expansion fused with its depthwise 3x3 and 1x1 projection, row by row:
+// stride 1 and 2, odd sizes, TF-style asymmetric padding, channels not a multiple of 4. The
+// third expansion's output also feeds a pool, so it must stay unfused. Returns the .alm bytes.
 inline std::vector<uint8_t> fused_blocks_alm(int c, std::mt19937* rng) {
   const std::string e = std::to_string(c);
   AlmBuilder b;

@@ -6,7 +6,8 @@
 //  - convolutions and pools get indirection buffers: for each output pixel and kernel tap, a
 //    pointer to the input pixel or to a shared zero (or -inf) row for padding.
 //  - a 1x1 expansion whose large output only feeds a 3x3 depthwise convolution runs fused
-//    with it, row by row (ExpandDwconv3x3Op), so that map is never stored whole;
+//    with it and the 1x1 projection after it, row by row (FusedBlockOp), so that neither the
+//    expanded map nor the depthwise output is ever stored whole;
 // run() then only copies the input in and calls kernels: no allocation, no shape logic.
 // With threads > 1, the heavy ops split their work over a ThreadPool (one barrier per op):
 // gemm/igemm by blocks of MR output rows, dwconv/pools by output pixels, element-wise passes by
@@ -248,50 +249,71 @@ struct Dwconv3x3Op : Op {
   }
 };
 
-// A 1x1 expansion feeding a 3x3 depthwise convolution (the first half of MobileNetV2's
-// inverted residual), computed together a band of output rows at a time, so that the expanded
-// map (6x the block's channels: 4.8 MB at 112x112x96) never goes through memory. Each task
-// keeps the three expanded rows its current output row reads in a ring of its own, and expands
-// each input row once as the band moves down (a band's first output row also expands the one
-// or two rows above it that the previous band expanded too). The same kernels sum in the same
-// order as the two separate ops, so the results are bit-identical.
-struct ExpandDwconv3x3Op : Op {
+// A 1x1 expansion, the 3x3 depthwise convolution reading it and, usually, the 1x1 projection
+// reading that (MobileNetV2's inverted residual), computed together a row at a time, so that
+// the expanded map (6x the block's channels: 4.8 MB at 112x112x96) and the depthwise output
+// never go through memory. Each thread keeps the last three expanded rows in a ring of its
+// own: running a band of output rows front to back, it expands each input row once, and the
+// next band of its range starts where the last one stopped; only a band it steals (or its
+// range's first) expands again the one or two rows above it. The same kernels sum in the same
+// order as the separate ops, so the results are bit-identical.
+struct FusedBlockOp : Op {
   const anomalens_kernel_config* cfg;
   std::vector<float> expand_packed, dw_packed;
   anomalens_f32_minmax_params expand_params, dw_params;
-  const float* in;       // in_h x in_w x cin
+  const float* in;        // in_h x in_w x cin
   const float* zero_row;  // in_w x cexp zeros (+ kernel over-read)
-  float* out;            // out_h x out_w x cexp
+  float* out;             // out_h x out_w x (cout, or cexp without a projection)
   size_t cin, cexp, in_h, in_w, out_h, out_w, stride, pad_top, pad_left;
-  size_t bands, ring_row_floats;
-  std::vector<float> rings;  // per band, 3 expanded rows of ring_row_floats
-  PostActivation post;       // the depthwise layer's
+  size_t ring_row_floats;
+  // With a fused 1x1 projection (project_packed not empty), each depthwise output row goes to
+  // the thread's row buffer, and the projection writes `out`.
+  std::vector<float> project_packed;
+  anomalens_f32_minmax_params project_params;
+  size_t cout = 0;
+  // Per thread: 3 expanded rows, one depthwise row, and which input rows the ring holds.
+  struct Scratch {
+    std::vector<float> ring, dw_row;
+    ptrdiff_t lo = 0, hi = 0;  // rows [lo, hi) are in the ring, row r in slot r % 3
+  };
+  std::vector<Scratch> scratch;
+  PostActivation post;  // the last fused layer's
   void run(ThreadPool& pool) override {
-    pool.parallel_for(bands, [&](size_t b) { band(b); });
+    for (Scratch& t : scratch) t.lo = t.hi = 0;
+    const size_t tasks = task_count(out_h, pool);
+    pool.parallel_for_slots(tasks, [&](size_t band, size_t slot) {
+      Scratch& t = scratch[slot];
+      for (size_t oy = task_begin(band, tasks, out_h); oy < task_begin(band + 1, tasks, out_h); ++oy) row(oy, &t);
+    });
     post.run(pool);
   }
-  void band(size_t b) {
-    float* ring = rings.data() + b * 3 * ring_row_floats;
-    ptrdiff_t expanded = -1;  // the ring holds expanded rows up to this one (the last three)
+  void row(size_t oy, Scratch* t) const {
+    const ptrdiff_t top = static_cast<ptrdiff_t>(oy * stride) - static_cast<ptrdiff_t>(pad_top);
+    const ptrdiff_t first = std::max(top, ptrdiff_t{0});
+    const ptrdiff_t last = std::min(top + 2, static_cast<ptrdiff_t>(in_h) - 1);
+    if (first < t->lo || first > t->hi) t->lo = t->hi = first;  // not a continuation: start over
+    for (; t->hi <= last; ++t->hi) {
+      gemm_tile(cfg, expand_packed.data(), in + static_cast<size_t>(t->hi) * in_w * cin,
+                t->ring.data() + static_cast<size_t>(t->hi % 3) * ring_row_floats, cexp, cin, 0, in_w, 0,
+                cexp, expand_params);
+    }
+    t->lo = std::max(t->lo, t->hi - 3);
     const float* rows[3];
-    for (size_t oy = task_begin(b, bands, out_h); oy < task_begin(b + 1, bands, out_h); ++oy) {
-      const ptrdiff_t top = static_cast<ptrdiff_t>(oy * stride) - static_cast<ptrdiff_t>(pad_top);
-      for (ptrdiff_t iy = std::max({expanded + 1, top, ptrdiff_t{0}});
-           iy <= std::min(top + 2, static_cast<ptrdiff_t>(in_h) - 1); ++iy) {
-        gemm_tile(cfg, expand_packed.data(), in + static_cast<size_t>(iy) * in_w * cin,
-                  ring + static_cast<size_t>(iy % 3) * ring_row_floats, cexp, cin, 0, in_w, 0, cexp,
-                  expand_params);
-        expanded = iy;
-      }
-      for (ptrdiff_t ky = 0; ky < 3; ++ky) {
-        const ptrdiff_t iy = top + ky;
-        rows[ky] = iy >= 0 && iy < static_cast<ptrdiff_t>(in_h)
-                       ? ring + static_cast<size_t>(iy % 3) * ring_row_floats
-                       : zero_row;
-      }
+    for (ptrdiff_t ky = 0; ky < 3; ++ky) {
+      const ptrdiff_t iy = top + ky;
+      rows[ky] = iy >= 0 && iy < static_cast<ptrdiff_t>(in_h)
+                     ? t->ring.data() + static_cast<size_t>(iy % 3) * ring_row_floats
+                     : zero_row;
+    }
+    if (project_packed.empty()) {
       cfg->dwconv3x3(cexp, out_w, in_w, stride, pad_left, rows, dw_packed.data(), out + oy * out_w * cexp,
                      &dw_params);
+      return;
     }
+    float* dw_row = t->dw_row.data();
+    cfg->dwconv3x3(cexp, out_w, in_w, stride, pad_left, rows, dw_packed.data(), dw_row, &dw_params);
+    gemm_tile(cfg, project_packed.data(), dw_row, out + oy * out_w * cout, cout, cexp, 0, out_w, 0, cout,
+              project_params);
   }
 };
 
@@ -419,27 +441,45 @@ bool is_dwconv3x3(const Layer& l, const Shape& is, const Shape& os, const anomal
          l.stride_h == l.stride_w && (l.stride_h == 1 || l.stride_h == 2);
 }
 
-// Expanded maps from this size on are computed row by row inside ExpandDwconv3x3Op. Smaller
+// Expanded maps from this size on are computed row by row inside FusedBlockOp. Smaller
 // ones stay in a core's cache anyway, and their expansion as one GEMM reuses each block of
 // weights over more rows than a row at a time would (measured: see docs/BENCHMARKS.md).
 constexpr size_t kFuseMinExpandedBytes = 512 * 1024;
 
-// Per layer: true when it is a 1x1 expansion to run fused with the 3x3 depthwise convolution
-// that follows it (the only reader of its output).
-std::vector<char> expansions_to_fuse(const Graph& g, const anomalens_kernel_config* cfg) {
-  std::vector<char> fuse(g.layers.size(), 0);
+// A 1x1 expansion, the 3x3 depthwise convolution that is the only reader of its output, and
+// optionally the 1x1 projection that is the only reader of the depthwise output: run as one
+// FusedBlockOp at the last of them.
+struct FusedBlock {
+  size_t expand, dw;
+  int project;  // -1: not fused
+  size_t last() const { return project >= 0 ? static_cast<size_t>(project) : dw; }
+};
+
+// Whether layer `next` is the only reader of layer `i`'s output (and that is not the graph's).
+bool only_reader(const Graph& g, size_t i, size_t next) {
+  const int x = g.layers[i].outputs[0];
+  const Blob& xb = g.blobs[x];
+  return next < g.layers.size() && x != g.output_blob && xb.consumers.size() == 1 &&
+         xb.consumers[0] == static_cast<int>(next) && g.layers[next].inputs[0] == x;
+}
+
+bool clamp_only(const Layer& l) { return l.act != Activation::kHardSwish && l.act != Activation::kSigmoid; }
+
+std::vector<FusedBlock> blocks_to_fuse(const Graph& g, const anomalens_kernel_config* cfg) {
+  std::vector<FusedBlock> blocks;
   for (size_t i = 0; i + 1 < g.layers.size(); ++i) {
     const Layer& e = g.layers[i];
     const Layer& d = g.layers[i + 1];
-    if (!is_pointwise(e) || e.act == Activation::kHardSwish || e.act == Activation::kSigmoid) continue;
-    const int x = e.outputs[0];
-    const Blob& xb = g.blobs[x];
-    if (x == g.output_blob || xb.consumers.size() != 1 || xb.consumers[0] != static_cast<int>(i + 1)) continue;
-    if (d.inputs[0] != x || !is_dwconv3x3(d, xb.shape, g.blobs[d.outputs[0]].shape, cfg)) continue;
-    if (static_cast<size_t>(xb.shape.elements()) * sizeof(float) < kFuseMinExpandedBytes) continue;
-    fuse[i] = 1;
+    if (!is_pointwise(e) || !clamp_only(e) || !only_reader(g, i, i + 1)) continue;
+    const Shape& xs = g.blobs[e.outputs[0]].shape;
+    if (!is_dwconv3x3(d, xs, g.blobs[d.outputs[0]].shape, cfg)) continue;
+    if (static_cast<size_t>(xs.elements()) * sizeof(float) < kFuseMinExpandedBytes) continue;
+    FusedBlock b{i, i + 1, -1};
+    if (clamp_only(d) && only_reader(g, i + 1, i + 2) && is_pointwise(g.layers[i + 2])) b.project = static_cast<int>(i + 2);
+    blocks.push_back(b);
+    i = b.last();
   }
-  return fuse;
+  return blocks;
 }
 
 class BuiltinEngine : public Engine {
@@ -466,9 +506,9 @@ class BuiltinEngine : public Engine {
   Backend backend() const override { return Backend::kBuiltin; }
 
  private:
-  Status plan_memory(const Graph& g, const std::vector<char>& fused);
+  Status plan_memory(const Graph& g, const std::vector<FusedBlock>& fused);
   std::unique_ptr<Op> make_conv(const Graph& g, const Layer& l);
-  std::unique_ptr<Op> make_expand_dwconv3x3(const Graph& g, const Layer& expand, const Layer& dw);
+  std::unique_ptr<Op> make_fused_block(const Graph& g, const FusedBlock& block);
   std::unique_ptr<Op> make_pool(const Graph& g, const Layer& l);
   // Pointers to every kernel tap's input pixel for each output pixel (row-major), `pad` for
   // taps in the padding.
@@ -490,9 +530,9 @@ class BuiltinEngine : public Engine {
 };
 
 // First-fit placement by lifetime: a blob lives from its producer to its last consumer (the
-// output lives to the end). Blobs whose lifetimes overlap never share bytes. A fused
-// expansion's output takes no space, and its input lives on into the fused op (the next layer).
-Status BuiltinEngine::plan_memory(const Graph& g, const std::vector<char>& fused) {
+// output lives to the end). Blobs whose lifetimes overlap never share bytes. Blobs inside a
+// fused block take no space, and the block's input lives on to the block's last layer.
+Status BuiltinEngine::plan_memory(const Graph& g, const std::vector<FusedBlock>& fused) {
   const size_t nb = g.blobs.size();
   std::vector<int> last_use(nb);
   for (size_t b = 0; b < nb; ++b) {
@@ -500,11 +540,10 @@ Status BuiltinEngine::plan_memory(const Graph& g, const std::vector<char>& fused
     for (int c : g.blobs[b].consumers) last_use[b] = std::max(last_use[b], c);
   }
   std::vector<char> unplaced(nb, 0);
-  for (size_t i = 0; i < fused.size(); ++i) {
-    if (!fused[i]) continue;
-    unplaced[g.layers[i].outputs[0]] = 1;
-    const int in = g.layers[i].inputs[0];
-    last_use[in] = std::max(last_use[in], static_cast<int>(i + 1));
+  for (const FusedBlock& f : fused) {
+    for (size_t i = f.expand; i < f.last(); ++i) unplaced[g.layers[i].outputs[0]] = 1;
+    const int in = g.layers[f.expand].inputs[0];
+    last_use[in] = std::max(last_use[in], static_cast<int>(f.last()));
   }
   last_use[g.output_blob] = static_cast<int>(g.layers.size());
   offsets_.assign(nb, 0);
@@ -652,11 +691,13 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
   return op;
 }
 
-std::unique_ptr<Op> BuiltinEngine::make_expand_dwconv3x3(const Graph& g, const Layer& e, const Layer& d) {
+std::unique_ptr<Op> BuiltinEngine::make_fused_block(const Graph& g, const FusedBlock& block) {
+  const Layer& e = g.layers[block.expand];
+  const Layer& d = g.layers[block.dw];
   const Shape& is = g.blobs[e.inputs[0]].shape;
   const Shape& xs = g.blobs[e.outputs[0]].shape;
   const Shape& os = g.blobs[d.outputs[0]].shape;
-  auto op = std::make_unique<ExpandDwconv3x3Op>();
+  auto op = std::make_unique<FusedBlockOp>();
   op->cfg = cfg_;
   const float* e_bias = e.bias >= 0 ? g.tensors[e.bias].data.data() : nullptr;
   const float* ew = g.tensors[e.weight].data.data();
@@ -670,7 +711,8 @@ std::unique_ptr<Op> BuiltinEngine::make_expand_dwconv3x3(const Graph& g, const L
   op->dw_params = minmax_of(d);
   op->in = blob(e.inputs[0]);
   op->zero_row = zeros_.data();  // at least one zero row of the widest blob (see build())
-  op->out = blob(d.outputs[0]);
+  const Layer& last = g.layers[block.last()];
+  op->out = blob(last.outputs[0]);
   op->cin = is.c;
   op->cexp = xs.c;
   op->in_h = xs.h;
@@ -680,13 +722,21 @@ std::unique_ptr<Op> BuiltinEngine::make_expand_dwconv3x3(const Graph& g, const L
   op->stride = d.stride_h;
   op->pad_top = d.pad_top;
   op->pad_left = d.pad_left;
-  // One band per thread: each band boundary expands one or two rows twice, so more bands
-  // would cost more than finer stealing gains.
-  op->bands = std::min<size_t>(os.h, pool_.threads());
   // The depthwise kernel reads up to kExtraFloats past a row's last pixel.
   op->ring_row_floats = round_up(static_cast<size_t>(xs.w) * xs.c + kExtraFloats, kAlignFloats);
-  op->rings.assign(op->bands * 3 * op->ring_row_floats, 0.f);
-  op->post.init(d, cfg_, op->out, os.elements());
+  op->scratch.resize(static_cast<size_t>(pool_.threads()));
+  for (auto& t : op->scratch) t.ring.assign(3 * op->ring_row_floats, 0.f);
+  if (block.project >= 0) {
+    const Layer& p = last;
+    op->cout = static_cast<size_t>(g.blobs[p.outputs[0]].shape.c);
+    const float* p_bias = p.bias >= 0 ? g.tensors[p.bias].data.data() : nullptr;
+    const float* pw = g.tensors[p.weight].data.data();
+    op->project_packed.resize(anomalens_pack_f32_gemm_oi_w(1, op->cout, os.c, cfg_->gemm_nr, pw, p_bias, nullptr));
+    anomalens_pack_f32_gemm_oi_w(1, op->cout, os.c, cfg_->gemm_nr, pw, p_bias, op->project_packed.data());
+    op->project_params = minmax_of(p);
+    for (auto& t : op->scratch) t.dw_row.assign(static_cast<size_t>(os.w) * os.c + kExtraFloats, 0.f);
+  }
+  op->post.init(last, cfg_, op->out, g.blobs[last.outputs[0]].shape.elements());
   return op;
 }
 
@@ -718,8 +768,15 @@ std::unique_ptr<Op> BuiltinEngine::make_pool(const Graph& g, const Layer& l) {
 }
 
 Status BuiltinEngine::build(const Graph& g) {
-  const std::vector<char> fused = expansions_to_fuse(g, cfg_);
+  const std::vector<FusedBlock> fused = blocks_to_fuse(g, cfg_);
   ANOMALENS_RETURN_IF_ERROR(plan_memory(g, fused));
+  // Per layer: the fused block it ends (-1: none), and whether a later layer's op computes it.
+  std::vector<int> ends_block(g.layers.size(), -1);
+  std::vector<char> inside_block(g.layers.size(), 0);
+  for (size_t f = 0; f < fused.size(); ++f) {
+    ends_block[fused[f].last()] = static_cast<int>(f);
+    for (size_t i = fused[f].expand; i < fused[f].last(); ++i) inside_block[i] = 1;
+  }
   size_t widest = 0, widest_row = 0;
   for (const Blob& b : g.blobs) {
     widest = std::max(widest, static_cast<size_t>(b.shape.c));
@@ -731,8 +788,8 @@ Status BuiltinEngine::build(const Graph& g) {
   for (size_t li = 0; li < g.layers.size(); ++li) {
     const Layer& l = g.layers[li];
     if (l.type == LayerType::kInput) continue;
-    if (fused[li]) continue;  // the next layer's op computes it
-    const bool fused_with_previous = li > 0 && fused[li - 1];
+    if (inside_block[li]) continue;  // the block's op, at its last layer, computes it
+    const bool fused_with_previous = ends_block[li] >= 0;
     const Shape& is = g.blobs[l.inputs[0]].shape;
     const Shape& os = g.blobs[l.outputs[0]].shape;
     const float* in = blob(l.inputs[0]);
@@ -741,7 +798,7 @@ Status BuiltinEngine::build(const Graph& g) {
     std::unique_ptr<Op> op;
     switch (l.type) {
       case LayerType::kConv:
-        op = fused_with_previous ? make_expand_dwconv3x3(g, g.layers[li - 1], l) : make_conv(g, l);
+        op = fused_with_previous ? make_fused_block(g, fused[ends_block[li]]) : make_conv(g, l);
         break;
       case LayerType::kGemm: {
         // Weights are [n][k] in CHW order; the blob is HWC, so permute the columns once here.
@@ -851,7 +908,7 @@ Status BuiltinEngine::build(const Graph& g) {
     if (ops_.size() == 1) builtin_engine_profile().clear();
     const Shape& ps = g.blobs[l.outputs[0]].shape;
     builtin_engine_profile().emplace_back(
-        std::string(fused_with_previous ? "1x1+" : "") + layer_type_name(l.type) + " " + l.name + " k" + std::to_string(l.kernel_h) +
+        std::string(fused_with_previous ? "fused block ending in " : "") + layer_type_name(l.type) + " " + l.name + " k" + std::to_string(l.kernel_h) +
             " s" + std::to_string(l.stride_h) + " g" + std::to_string(l.groups) + " " +
             std::to_string(g.blobs[l.inputs[0]].shape.c) + "->" + std::to_string(ps.h) + "x" +
             std::to_string(ps.w) + "x" + std::to_string(ps.c),
@@ -868,8 +925,7 @@ Status BuiltinEngine::build(const Graph& g) {
 }  // namespace
 
 int builtin_fused_expansions(const Graph& graph) {
-  const std::vector<char> fused = expansions_to_fuse(graph, anomalens_kernel_config_get());
-  return static_cast<int>(std::count(fused.begin(), fused.end(), 1));
+  return static_cast<int>(blocks_to_fuse(graph, anomalens_kernel_config_get()).size());
 }
 
 Result<std::unique_ptr<Engine>> create_builtin_engine(const Graph& graph, int threads) {

@@ -121,13 +121,13 @@ size_t ThreadPool::work(size_t slot, uint64_t generation) {
   size_t task;
   // A claimed task keeps its job from completing, so fn_ and ctx_ are still this job's.
   while (claim(ranges_[slot].word, generation, /*from_back=*/false, &task)) {
-    fn_(ctx_, task);
+    fn_(ctx_, task, slot);
     ++ran;
   }
   for (size_t d = 1; d < ranges_.size(); ++d) {
     std::atomic<uint64_t>& victim = ranges_[(slot + d) % ranges_.size()].word;
     while (claim(victim, generation, /*from_back=*/true, &task)) {
-      fn_(ctx_, task);
+      fn_(ctx_, task, slot);
       ++ran;
     }
   }
@@ -137,7 +137,7 @@ size_t ThreadPool::work(size_t slot, uint64_t generation) {
 void ThreadPool::run(size_t tasks, TaskFn fn, void* ctx) {
   if (tasks == 0) return;
   if (workers_.empty() || tasks == 1 || tasks > kMaxTasks) {
-    for (size_t i = 0; i < tasks; ++i) fn(ctx, i);
+    for (size_t i = 0; i < tasks; ++i) fn(ctx, i, 0);  // all on the caller: slot 0
     return;
   }
   fn_ = fn;

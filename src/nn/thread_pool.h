@@ -40,13 +40,22 @@ class ThreadPool {
 
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Calls fn(ctx, i) once for every i in [0, tasks); returns after all calls have returned.
-  using TaskFn = void (*)(void* ctx, size_t task);
+  // Calls fn(ctx, i, slot) once for every i in [0, tasks); returns after all calls have
+  // returned. `slot` (< threads()) names the thread that runs the task (0 = the caller): no two
+  // tasks with the same slot ever run at the same time, and a thread runs its own range of
+  // tasks in increasing order before it steals others' from their back.
+  using TaskFn = void (*)(void* ctx, size_t task, size_t slot);
   void run(size_t tasks, TaskFn fn, void* ctx);
 
   template <class F>
   void parallel_for(size_t tasks, const F& f) {
-    run(tasks, [](void* c, size_t i) { (*static_cast<const F*>(c))(i); },
+    run(tasks, [](void* c, size_t i, size_t) { (*static_cast<const F*>(c))(i); },
+        const_cast<void*>(static_cast<const void*>(&f)));
+  }
+  // f(task, slot): for tasks that keep per-thread scratch state between them.
+  template <class F>
+  void parallel_for_slots(size_t tasks, const F& f) {
+    run(tasks, [](void* c, size_t i, size_t slot) { (*static_cast<const F*>(c))(i, slot); },
         const_cast<void*>(static_cast<const void*>(&f)));
   }
 
