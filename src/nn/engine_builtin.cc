@@ -427,6 +427,25 @@ struct SoftmaxOp : Op {
   }
 };
 
+// Weights packed once into the selected kernels' layouts (anomalens_pack_*: size query, then
+// fill). `bias` may be null.
+std::vector<float> pack_gemm(const anomalens_kernel_config* cfg, size_t n, size_t k, const float* w,
+                             const float* bias) {
+  std::vector<float> packed(anomalens_pack_f32_gemm_oi_w(1, n, k, cfg->gemm_nr, w, bias, nullptr));
+  anomalens_pack_f32_gemm_oi_w(1, n, k, cfg->gemm_nr, w, bias, packed.data());
+  return packed;
+}
+std::vector<float> pack_dwconv(const anomalens_kernel_config* cfg, size_t channels, size_t taps,
+                               const float* w, const float* bias) {
+  std::vector<float> packed(anomalens_pack_f32_dwconv_oihw_w(channels, taps, cfg->dwconv_ct, w, bias, nullptr));
+  anomalens_pack_f32_dwconv_oihw_w(channels, taps, cfg->dwconv_ct, w, bias, packed.data());
+  return packed;
+}
+const float* weights_of(const Graph& g, const Layer& l) { return g.tensors[l.weight].data.data(); }
+const float* bias_of(const Graph& g, const Layer& l) {
+  return l.bias >= 0 ? g.tensors[l.bias].data.data() : nullptr;
+}
+
 // 1x1, stride 1, no padding, one group: the input blob already is the GEMM's A matrix.
 bool is_pointwise(const Layer& l) {
   return l.type == LayerType::kConv && l.kernel_h == 1 && l.kernel_w == 1 && l.stride_h == 1 &&
@@ -594,8 +613,8 @@ std::vector<const float*> BuiltinEngine::tap_pointers(const Shape& is, const Sha
 std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
   const Shape& is = g.blobs[l.inputs[0]].shape;
   const Shape& os = g.blobs[l.outputs[0]].shape;
-  const float* w = g.tensors[l.weight].data.data();
-  const float* bias = l.bias >= 0 ? g.tensors[l.bias].data.data() : nullptr;
+  const float* w = weights_of(g, l);
+  const float* bias = bias_of(g, l);
   const size_t taps = static_cast<size_t>(l.kernel_h) * l.kernel_w;
   const size_t pixels = static_cast<size_t>(os.h) * os.w;
   const size_t cin_g = is.c / l.groups, cout_g = os.c / l.groups;
@@ -605,8 +624,7 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
   if (is_dwconv3x3(l, is, os, cfg_)) {
     auto op = std::make_unique<Dwconv3x3Op>();
     op->cfg = cfg_;
-    op->packed.resize(anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, nullptr));
-    anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, op->packed.data());
+    op->packed = pack_dwconv(cfg_, os.c, taps, w, bias);
     op->rows.resize(static_cast<size_t>(os.h) * 3);
     for (int oy = 0; oy < os.h; ++oy)
       for (int ky = 0; ky < 3; ++ky) {
@@ -629,8 +647,7 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
   if (cin_g == 1 && cout_g == 1) {  // depthwise
     auto op = std::make_unique<DwconvOp>();
     op->cfg = cfg_;
-    op->packed.resize(anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, nullptr));
-    anomalens_pack_f32_dwconv_oihw_w(os.c, taps, cfg_->dwconv_ct, w, bias, op->packed.data());
+    op->packed = pack_dwconv(cfg_, os.c, taps, w, bias);
     op->indirection = tap_pointers(is, os, l, in, zeros_.data());
     op->zero = zeros_.data();
     op->out = out;
@@ -644,8 +661,7 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
   if (is_pointwise(l)) {
     auto op = std::make_unique<GemmOp>();
     op->cfg = cfg_;
-    op->packed.resize(anomalens_pack_f32_gemm_oi_w(1, os.c, is.c, cfg_->gemm_nr, w, bias, nullptr));
-    anomalens_pack_f32_gemm_oi_w(1, os.c, is.c, cfg_->gemm_nr, w, bias, op->packed.data());
+    op->packed = pack_gemm(cfg_, os.c, is.c, w, bias);
     op->a = in;
     op->c = out;
     op->m = pixels;
@@ -699,14 +715,8 @@ std::unique_ptr<Op> BuiltinEngine::make_fused_block(const Graph& g, const FusedB
   const Shape& os = g.blobs[d.outputs[0]].shape;
   auto op = std::make_unique<FusedBlockOp>();
   op->cfg = cfg_;
-  const float* e_bias = e.bias >= 0 ? g.tensors[e.bias].data.data() : nullptr;
-  const float* ew = g.tensors[e.weight].data.data();
-  op->expand_packed.resize(anomalens_pack_f32_gemm_oi_w(1, xs.c, is.c, cfg_->gemm_nr, ew, e_bias, nullptr));
-  anomalens_pack_f32_gemm_oi_w(1, xs.c, is.c, cfg_->gemm_nr, ew, e_bias, op->expand_packed.data());
-  const float* d_bias = d.bias >= 0 ? g.tensors[d.bias].data.data() : nullptr;
-  const float* dw = g.tensors[d.weight].data.data();
-  op->dw_packed.resize(anomalens_pack_f32_dwconv_oihw_w(os.c, 9, cfg_->dwconv_ct, dw, d_bias, nullptr));
-  anomalens_pack_f32_dwconv_oihw_w(os.c, 9, cfg_->dwconv_ct, dw, d_bias, op->dw_packed.data());
+  op->expand_packed = pack_gemm(cfg_, xs.c, is.c, weights_of(g, e), bias_of(g, e));
+  op->dw_packed = pack_dwconv(cfg_, os.c, 9, weights_of(g, d), bias_of(g, d));
   op->expand_params = minmax_of(e);
   op->dw_params = minmax_of(d);
   op->in = blob(e.inputs[0]);
@@ -729,10 +739,7 @@ std::unique_ptr<Op> BuiltinEngine::make_fused_block(const Graph& g, const FusedB
   if (block.project >= 0) {
     const Layer& p = last;
     op->cout = static_cast<size_t>(g.blobs[p.outputs[0]].shape.c);
-    const float* p_bias = p.bias >= 0 ? g.tensors[p.bias].data.data() : nullptr;
-    const float* pw = g.tensors[p.weight].data.data();
-    op->project_packed.resize(anomalens_pack_f32_gemm_oi_w(1, op->cout, os.c, cfg_->gemm_nr, pw, p_bias, nullptr));
-    anomalens_pack_f32_gemm_oi_w(1, op->cout, os.c, cfg_->gemm_nr, pw, p_bias, op->project_packed.data());
+    op->project_packed = pack_gemm(cfg_, op->cout, os.c, weights_of(g, p), bias_of(g, p));
     op->project_params = minmax_of(p);
     for (auto& t : op->scratch) t.dw_row.assign(static_cast<size_t>(os.w) * os.c + kExtraFloats, 0.f);
   }
@@ -789,7 +796,7 @@ Status BuiltinEngine::build(const Graph& g) {
     const Layer& l = g.layers[li];
     if (l.type == LayerType::kInput) continue;
     if (inside_block[li]) continue;  // the block's op, at its last layer, computes it
-    const bool fused_with_previous = ends_block[li] >= 0;
+    const bool ends_fused_block = ends_block[li] >= 0;
     const Shape& is = g.blobs[l.inputs[0]].shape;
     const Shape& os = g.blobs[l.outputs[0]].shape;
     const float* in = blob(l.inputs[0]);
@@ -798,7 +805,7 @@ Status BuiltinEngine::build(const Graph& g) {
     std::unique_ptr<Op> op;
     switch (l.type) {
       case LayerType::kConv:
-        op = fused_with_previous ? make_fused_block(g, fused[ends_block[li]]) : make_conv(g, l);
+        op = ends_fused_block ? make_fused_block(g, fused[ends_block[li]]) : make_conv(g, l);
         break;
       case LayerType::kGemm: {
         // Weights are [n][k] in CHW order; the blob is HWC, so permute the columns once here.
@@ -810,9 +817,7 @@ Status BuiltinEngine::build(const Graph& g) {
             for (size_t p = 0; p < pixels; ++p) w_hwc[r * k + p * is.c + c] = w[r * k + c * pixels + p];
         auto gemm = std::make_unique<GemmOp>();
         gemm->cfg = cfg_;
-        const float* bias = l.bias >= 0 ? g.tensors[l.bias].data.data() : nullptr;
-        gemm->packed.resize(anomalens_pack_f32_gemm_oi_w(1, n, k, cfg_->gemm_nr, w_hwc.data(), bias, nullptr));
-        anomalens_pack_f32_gemm_oi_w(1, n, k, cfg_->gemm_nr, w_hwc.data(), bias, gemm->packed.data());
+        gemm->packed = pack_gemm(cfg_, n, k, w_hwc.data(), bias_of(g, l));
         gemm->a = in;
         gemm->c = out;
         gemm->m = 1;
@@ -908,7 +913,7 @@ Status BuiltinEngine::build(const Graph& g) {
     if (ops_.size() == 1) builtin_engine_profile().clear();
     const Shape& ps = g.blobs[l.outputs[0]].shape;
     builtin_engine_profile().emplace_back(
-        std::string(fused_with_previous ? "fused block ending in " : "") + layer_type_name(l.type) + " " + l.name + " k" + std::to_string(l.kernel_h) +
+        std::string(ends_fused_block ? "fused block ending in " : "") + layer_type_name(l.type) + " " + l.name + " k" + std::to_string(l.kernel_h) +
             " s" + std::to_string(l.stride_h) + " g" + std::to_string(l.groups) + " " +
             std::to_string(g.blobs[l.inputs[0]].shape.c) + "->" + std::to_string(ps.h) + "x" +
             std::to_string(ps.w) + "x" + std::to_string(ps.c),
