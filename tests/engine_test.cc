@@ -3,6 +3,7 @@
 // engine, on random single layers with awkward sizes and on whole fixture networks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <random>
@@ -191,6 +192,92 @@ TEST(Engine, FusedExpansionsAgree) {
     EXPECT_EQ(builtin_fused_expansions(g), 2) << "c=" << c;
     expect_agree(g, random_input(g, 5), "fused blocks c=" + std::to_string(c));
   }
+}
+
+// The reference engine's error bounds (used by the fuzz target to tell float32 rounding from
+// kernel bugs): every backend lies within them, they are below a layout bug's effect on
+// well-conditioned models, and +inf only where a float sum can overflow.
+Result<std::unique_ptr<Engine>> bounded_reference(const Graph& g, const std::vector<float>& input) {
+  Result<std::unique_ptr<Engine>> ref = create_reference_engine(g, /*bound_errors=*/true);
+  if (ref.ok()) EXPECT_TRUE(ref.value()->run(input.data()).ok());
+  return ref;
+}
+
+TEST(ReferenceBounds, HoldForEveryBackendAndCatchALayoutBug) {
+  std::mt19937 rng(45);
+  const std::vector<uint8_t> fused = testing_util::fused_blocks_alm(45, &rng);
+  for (const char* name : {"tiny.alm", "allops.alm", "fused"}) {
+    Result<Model> m = std::string(name) == "fused" ? load_model(fused.data(), fused.size())
+                                                   : load_model_file(fixture(name));
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    const Graph& g = m.value().graph;
+    const std::vector<float> input = random_input(g, 3);
+    Result<std::unique_ptr<Engine>> ref = bounded_reference(g, input);
+    ASSERT_TRUE(ref.ok());
+    const float* r = ref.value()->output();
+    const double* bound = reference_error_bounds(*ref.value());
+    ASSERT_NE(bound, nullptr);
+    const size_t n = ref.value()->output_size();
+    for (Backend backend : backends_under_test()) {
+      Result<std::unique_ptr<Engine>> e = create_engine(g, backend);
+      ASSERT_TRUE(e.ok());
+      ASSERT_TRUE(e.value()->run(input.data()).ok());
+      for (size_t i = 0; i < n; ++i) {
+        EXPECT_LE(std::fabs(double{e.value()->output()[i]} - r[i]), bound[i])
+            << name << " on " << backend_name(backend) << ", output " << i;
+      }
+    }
+    // A layout bug (the first layer's weights in reverse order) moves some output by more
+    // than twice its bound: the bounds are loose (worst case over every summation order), but
+    // not so loose that a kernel bug hides in them.
+    Graph changed = g;
+    for (const Layer& l : changed.layers) {
+      if (l.weight < 0) continue;
+      std::vector<float>& w = changed.tensors[l.weight].data;
+      std::reverse(w.begin(), w.end());
+      break;
+    }
+    Result<std::unique_ptr<Engine>> e = create_engine(changed, Backend::kBuiltin);
+    ASSERT_TRUE(e.ok());
+    ASSERT_TRUE(e.value()->run(input.data()).ok());
+    double worst = 0;
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_TRUE(std::isfinite(bound[i])) << name << " output " << i;
+      worst = std::max(worst, std::fabs(double{e.value()->output()[i]} - r[i]) / bound[i]);
+    }
+    EXPECT_GT(worst, 2.0) << name << ": reversed weights stay within twice the error bound";
+  }
+}
+
+// Weights near FLT_MAX that cancel exactly: the double sum is 0 (sigmoid 0.5), a float sum
+// overflows to inf (sigmoid 1). Both are right for their arithmetic; the bound says so.
+TEST(ReferenceBounds, InfiniteWhereAFloatSumCanOverflow) {
+  AlmBuilder b;
+  b.meta("name", "overflow").meta("labels", "normal,abnormal").meta("input_size", "8x1")
+      .meta("channels", "gray").meta("scale", "255").meta("mean", "0").meta("std", "1")
+      .meta("resize", "stretch").meta("output", "softmax").meta("threshold", "0.5")
+      .layer("Input in 0 1 x c=1 h=1 w=8")
+      .layer("Gemm fc 1 1 x out n=2 w=fw act=sigmoid")
+      .tensor("fw", {2, 8}, {-3e38f, -3e38f, 3e38f, 3e38f, 3e38f, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1});
+  const std::vector<uint8_t> bytes = b.bytes();
+  Result<Model> m = load_model(bytes.data(), bytes.size());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  // Inputs -1, -0.875, -0.75, -0.625, -0.5: the terms are 3e38 * (1 + 0.875 - 0.75 - 0.625 - 0.5) = 0.
+  const std::vector<float> input = {-1.f, -0.875f, -0.75f, -0.625f, -0.5f, 0.f, 0.25f, 0.5f};
+  Result<std::unique_ptr<Engine>> ref = bounded_reference(m.value().graph, input);
+  ASSERT_TRUE(ref.ok());
+  EXPECT_FLOAT_EQ(ref.value()->output()[0], 0.5f);
+  const double* bound = reference_error_bounds(*ref.value());
+  EXPECT_TRUE(std::isinf(bound[0]));
+  EXPECT_LT(bound[1], 1e-5);
+  Result<std::unique_ptr<Engine>> e = create_engine(m.value().graph, Backend::kBuiltin);
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(e.value()->run(input.data()).ok());
+  EXPECT_LE(std::fabs(double{e.value()->output()[1]} - ref.value()->output()[1]), bound[1]);
+  // Without bound_errors there are none.
+  Result<std::unique_ptr<Engine>> plain = create_engine(m.value().graph, Backend::kReference);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(reference_error_bounds(*plain.value()), nullptr);
 }
 
 }  // namespace

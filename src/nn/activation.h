@@ -28,7 +28,8 @@ inline float apply_activation(const Layer& layer, float x) {
     case Activation::kRelu: return std::max(x, 0.f);
     case Activation::kRelu6: return std::min(std::max(x, 0.f), 6.f);
     case Activation::kClip: return std::min(std::max(x, layer.clip_min), layer.clip_max);
-    case Activation::kHardSwish: return x * std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f;
+    // x * (relu6(x + 3) / 6): the factor is at most 1, so a finite x never overflows.
+    case Activation::kHardSwish: return x * (std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f);
     case Activation::kSigmoid: return 1.f / (1.f + std::exp(-x));
   }
   return x;

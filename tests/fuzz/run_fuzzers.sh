@@ -7,10 +7,11 @@
 #   FUZZ_TARGETS="fuzz_model" tests/fuzz/run_fuzzers.sh 600     one target, longer
 #   FUZZ_SEED=0 tests/fuzz/run_fuzzers.sh 600                     a random seed
 # The suite's run counts inputs, not seconds, and starts from an empty working corpus, so every
-# machine explores exactly the same inputs whatever its speed: a run that passes here passes in
-# CI, and a finding reproduces anywhere. (A time budget let a faster CI machine reach an input
-# a slower local run never got to.) Explore with other seeds and longer runs; fix what they
-# find and add the input to the regressions.
+# machine does the same amount of fuzzing whatever its speed (a time budget let a faster CI
+# machine go further than any local run). The inputs themselves still differ from run to run,
+# even here with the same seed (libFuzzer's feedback is not reproducible), so CI can find what
+# local runs did not: explore with other seeds and longer runs before a submission; fix what
+# they find and add the input to the regressions. A finding's input reproduces anywhere.
 # Exploration keeps new interesting inputs in build/fuzz/corpus/<target>/ (not committed). A
 # crash, leak, timeout or out-of-memory leaves build/fuzz/artifacts/<target>/crash-* (or leak-*,
 # timeout-*, oom-*) and makes the script exit non-zero. Reproduce one with:
