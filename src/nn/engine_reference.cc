@@ -229,7 +229,10 @@ class ReferenceEngine : public Engine {
     const std::vector<double>& ex = bounds_[l.inputs[0]];
     // A non-finite reference value: engines may differ arbitrarily from here on.
     // A NaN bound (0 * an infinite bound) means the same: a float engine may compute 0 * inf.
-    auto finish = [&](size_t i, double bound) { ey[i] = std::isfinite(y[i]) && !std::isnan(bound) ? bound : kInf; };
+    // So does a bound that reaches past the largest float: the engine's value may be inf.
+    auto finish = [&](size_t i, double bound) {
+      ey[i] = std::fabs(double{y[i]}) + bound < kFloatMax ? bound : kInf;
+    };
     switch (l.type) {
       case LayerType::kConv: {
         const std::vector<float>& w = g_.tensors[l.weight].data;
@@ -335,13 +338,14 @@ class ReferenceEngine : public Engine {
       case LayerType::kSoftmax:
         // Softmax is 1/2-Lipschitz in the max norm (each row of its Jacobian sums to at most
         // 2 y (1 - y)); a float evaluation (exp, a sum of C terms, a divide) adds at most about
-        // (1.4 C + 6) u to an output in [0, 1].
+        // (1.4 C + 6) u to an output in [0, 1]. With finite inputs a float softmax stays in
+        // [0, 1], so 1 bounds it; an input that may be inf may make it NaN (inf - inf).
         for (int p = 0; p < is.h * is.w; ++p) {
           double worst = 0;
           for (int c = 0; c < is.c; ++c) worst = std::max(worst, ex[static_cast<size_t>(p) * is.c + c]);
           for (int c = 0; c < is.c; ++c) {
             const size_t i = static_cast<size_t>(p) * is.c + c;
-            finish(i, std::min(1.0, 0.5 * worst + (2.0 * is.c + 10) * kUnit));
+            finish(i, worst == kInf ? kInf : std::min(1.0, 0.5 * worst + (2.0 * is.c + 10) * kUnit));
           }
         }
         break;
