@@ -251,19 +251,31 @@ TEST(ReferenceBounds, HoldForEveryBackendAndCatchALayoutBug) {
 
 // Weights near FLT_MAX that cancel exactly: the double sum is 0 (sigmoid 0.5), a float sum
 // overflows to inf (sigmoid 1). Both are right for their arithmetic; the bound says so.
-TEST(ReferenceBounds, InfiniteWhereAFloatSumCanOverflow) {
+// Logits whose float sum overflows where the double sum cancels; then a sigmoid on the Gemm,
+// or a Softmax layer after it.
+std::vector<uint8_t> overflow_alm(bool softmax) {
   AlmBuilder b;
   b.meta("name", "overflow").meta("labels", "normal,abnormal").meta("input_size", "8x1")
       .meta("channels", "gray").meta("scale", "255").meta("mean", "0").meta("std", "1")
-      .meta("resize", "stretch").meta("output", "softmax").meta("threshold", "0.5")
+      .meta("resize", "stretch").meta("output", softmax ? "probabilities" : "softmax").meta("threshold", "0.5")
       .layer("Input in 0 1 x c=1 h=1 w=8")
-      .layer("Gemm fc 1 1 x out n=2 w=fw act=sigmoid")
       .tensor("fw", {2, 8}, {-3e38f, -3e38f, 3e38f, 3e38f, 3e38f, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1});
-  const std::vector<uint8_t> bytes = b.bytes();
+  if (softmax) {
+    b.layer("Gemm fc 1 1 x logits n=2 w=fw").layer("Softmax sm 1 1 logits out");
+  } else {
+    b.layer("Gemm fc 1 1 x out n=2 w=fw act=sigmoid");
+  }
+  return b.bytes();
+}
+
+// Inputs -1, -0.875, -0.75, -0.625, -0.5: the terms are 3e38 * (1 + 0.875 - 0.75 - 0.625 - 0.5) = 0.
+const std::vector<float> kOverflowInput = {-1.f, -0.875f, -0.75f, -0.625f, -0.5f, 0.f, 0.25f, 0.5f};
+
+TEST(ReferenceBounds, InfiniteWhereAFloatSumCanOverflow) {
+  const std::vector<uint8_t> bytes = overflow_alm(false);
   Result<Model> m = load_model(bytes.data(), bytes.size());
   ASSERT_TRUE(m.ok()) << m.status().to_string();
-  // Inputs -1, -0.875, -0.75, -0.625, -0.5: the terms are 3e38 * (1 + 0.875 - 0.75 - 0.625 - 0.5) = 0.
-  const std::vector<float> input = {-1.f, -0.875f, -0.75f, -0.625f, -0.5f, 0.f, 0.25f, 0.5f};
+  const std::vector<float>& input = kOverflowInput;
   Result<std::unique_ptr<Engine>> ref = bounded_reference(m.value().graph, input);
   ASSERT_TRUE(ref.ok());
   EXPECT_FLOAT_EQ(ref.value()->output()[0], 0.5f);
@@ -278,6 +290,20 @@ TEST(ReferenceBounds, InfiniteWhereAFloatSumCanOverflow) {
   Result<std::unique_ptr<Engine>> plain = create_engine(m.value().graph, Backend::kReference);
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(reference_error_bounds(*plain.value()), nullptr);
+}
+
+// The same logits into a Softmax: a float engine's inf logit makes it NaN (inf - inf), so
+// every output's bound is +inf, not the [0, 1] range a softmax of finite logits keeps to.
+TEST(ReferenceBounds, SoftmaxOfLogitsThatMayOverflowIsUnbounded) {
+  const std::vector<uint8_t> bytes = overflow_alm(true);
+  Result<Model> m = load_model(bytes.data(), bytes.size());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  Result<std::unique_ptr<Engine>> ref = bounded_reference(m.value().graph, kOverflowInput);
+  ASSERT_TRUE(ref.ok());
+  EXPECT_TRUE(std::isfinite(ref.value()->output()[0]));
+  const double* bound = reference_error_bounds(*ref.value());
+  EXPECT_TRUE(std::isinf(bound[0]));
+  EXPECT_TRUE(std::isinf(bound[1]));
 }
 
 }  // namespace
