@@ -15,6 +15,11 @@
 //   (d) .wasm and glue .js sizes, raw, gzip -9 and brotli.
 //
 //   node bench/browser_bench.mjs [--cold 5] [--warm 20] [--model FILE] [--image FILE] [--out FILE]
+//                                [--cold-only] [--no-isolate]
+//
+// --cold-only: (a) only. --no-isolate: serve without COOP/COEP, as a host that cannot set them
+// would (the app then runs the single-threaded SIMD build); only with --cold-only, since (c)
+// measures the pthread build.
 //
 // Model: --model, else models/default.alm, else build/fixtures/allops.alm. One JSON object per
 // metric on stdout, then a table; everything goes to build/bench/browser.json. Numbers only;
@@ -31,7 +36,7 @@ import { start } from '../scripts/serve.mjs';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function parseArgs(argv) {
-  const opts = { cold: 5, warm: 20, model: null, image: null,
+  const opts = { cold: 5, warm: 20, model: null, image: null, coldOnly: false, isolate: true,
     out: path.join(repoRoot, 'build/bench/browser.json') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -46,12 +51,15 @@ function parseArgs(argv) {
     } else if (a === '--model') opts.model = path.resolve(value());
     else if (a === '--image') opts.image = path.resolve(value());
     else if (a === '--out') opts.out = path.resolve(value());
+    else if (a === '--cold-only') opts.coldOnly = true;
+    else if (a === '--no-isolate') opts.isolate = false;
     else if (a === '-h' || a === '--help') {
       console.log('usage: node bench/browser_bench.mjs [--cold N] [--warm N] [--model FILE] ' +
-        '[--image FILE] [--out FILE]');
+        '[--image FILE] [--out FILE] [--cold-only] [--no-isolate]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (see --help)`);
   }
+  if (!opts.isolate && !opts.coldOnly) throw new Error('--no-isolate needs --cold-only');
   return opts;
 }
 
@@ -139,7 +147,8 @@ async function readColdTimes(page) {
     null, { timeout: 120000 });
   return page.evaluate(() => {
     const nav = performance.getEntriesByType('navigation')[0];
-    return { ...window.__bench, domContentLoaded: nav?.domContentLoadedEventEnd ?? null };
+    return { ...window.__bench, domContentLoaded: nav?.domContentLoadedEventEnd ?? null,
+      engine: document.body.dataset.engine ?? null };
   });
 }
 
@@ -163,7 +172,7 @@ async function coldStarts(browser, srv, image, runs) {
     if (errors.length) throw new Error(`page errors during cold start: ${errors.join('; ')}`);
     await context.close();
   }
-  return { first, repeat };
+  return { first, repeat, engine: first[0]?.engine ?? null };
 }
 
 async function warmDrops(browser, srv, image, runs, warmup = 3) {
@@ -272,7 +281,7 @@ async function main() {
     overrides['/core/anomalens_core_nosimd.js'] = nosimd.js;
     overrides['/core/anomalens_core_nosimd.wasm'] = nosimd.wasm;
   }
-  const srv = await start({ port: 0, modelsRoot, overrides });
+  const srv = await start({ port: 0, modelsRoot, overrides, isolate: opts.isolate });
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: kChromiumArgs });
   const common = {
     model: path.relative(repoRoot, modelPath), model_bytes: fs.statSync(modelPath).size,
@@ -295,6 +304,7 @@ async function main() {
       `Chromium ${browser.version()}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 
     const cold = await coldStarts(browser, srv, image, opts.cold);
+    common.cold_start_build = cold.engine;
     for (const [kind, runs] of [['cold', cold.first], ['repeat_visit', cold.repeat]]) {
       emitStats(`${kind}_to_first_verdict`, runs.map((r) => r.verdict),
         { from: 'navigation start', to: 'first verdict in the DOM', fresh_context: kind === 'cold' });
@@ -306,42 +316,44 @@ async function main() {
         { from: 'navigation start', to: 'DOMContentLoaded end' });
     }
 
-    const warm = await warmDrops(browser, srv, image, opts.warm);
-    emitStats('warm_drop_to_verdict', warm.map((r) => r.dom), { from: 'drop event', to: 'verdict in the DOM' });
-    emitStats('warm_drop_to_verdict_painted', warm.map((r) => r.painted),
-      { from: 'drop event', to: 'animation frame after the verdict' });
+    if (!opts.coldOnly) {
+      const warm = await warmDrops(browser, srv, image, opts.warm);
+      emitStats('warm_drop_to_verdict', warm.map((r) => r.dom), { from: 'drop event', to: 'verdict in the DOM' });
+      emitStats('warm_drop_to_verdict_painted', warm.map((r) => r.painted),
+        { from: 'drop event', to: 'animation frame after the verdict' });
 
-    // The page is cross-origin isolated (serve.mjs), so threads 'auto' runs the pthread build.
-    const builds = [['simd-mt', '/worker.js', 'auto'], ['simd', '/worker.js', 1]];
-    if (nosimd) builds.push(['nosimd', '/worker.js?simd=0', 1]);
-    const scores = {};
-    for (const [build, workerUrl, threads] of builds) {
-      const lib = await libraryRuns(browser, srv, image, opts.warm, workerUrl, threads);
-      if (lib.after.build !== build) {
-        throw new Error(`expected the ${build} core, the worker ran ${lib.after.build} (${lib.after.coreUrl})`);
+      // The page is cross-origin isolated (serve.mjs), so threads 'auto' runs the pthread build.
+      const builds = [['simd-mt', '/worker.js', 'auto'], ['simd', '/worker.js', 1]];
+      if (nosimd) builds.push(['nosimd', '/worker.js?simd=0', 1]);
+      const scores = {};
+      for (const [build, workerUrl, threads] of builds) {
+        const lib = await libraryRuns(browser, srv, image, opts.warm, workerUrl, threads);
+        if (lib.after.build !== build) {
+          throw new Error(`expected the ${build} core, the worker ran ${lib.after.build} (${lib.after.coreUrl})`);
+        }
+        scores[build] = lib.score;
+        emitStats(`library_classify_${build}`, lib.times, { to: 'Anomalens.classify() resolved (PNG bytes)' });
+        emitStats(`library_worker_${build}`, lib.worker, { to: 'time inside the worker (decode to result)' });
+        emitStats(`library_decode_${build}`, lib.decode, { to: 'core timings.decode (PNG decode in wasm)' });
+        emitStats(`library_preprocess_${build}`, lib.preprocess, { to: 'core timings.preprocess' });
+        emitStats(`library_infer_${build}`, lib.infer, { to: 'core timings.infer' });
+        emit({ metric: `library_create_${build}`, unit: 'ms', value: round(lib.createMs),
+          to: 'Anomalens.create() resolved (worker, core, model)', threads: lib.after.threads });
+        emit({ metric: `wasm_memory_after_load_${build}`, unit: 'bytes', value: lib.afterLoad.wasmMemoryBytes });
+        emit({ metric: `wasm_memory_peak_${build}`, unit: 'bytes', value: lib.after.wasmMemoryBytes,
+          note: `wasm memory only grows: size after ${opts.warm + 3} classifications (INITIAL_MEMORY 16 MB)` });
       }
-      scores[build] = lib.score;
-      emitStats(`library_classify_${build}`, lib.times, { to: 'Anomalens.classify() resolved (PNG bytes)' });
-      emitStats(`library_worker_${build}`, lib.worker, { to: 'time inside the worker (decode to result)' });
-      emitStats(`library_decode_${build}`, lib.decode, { to: 'core timings.decode (PNG decode in wasm)' });
-      emitStats(`library_preprocess_${build}`, lib.preprocess, { to: 'core timings.preprocess' });
-      emitStats(`library_infer_${build}`, lib.infer, { to: 'core timings.infer' });
-      emit({ metric: `library_create_${build}`, unit: 'ms', value: round(lib.createMs),
-        to: 'Anomalens.create() resolved (worker, core, model)', threads: lib.after.threads });
-      emit({ metric: `wasm_memory_after_load_${build}`, unit: 'bytes', value: lib.afterLoad.wasmMemoryBytes });
-      emit({ metric: `wasm_memory_peak_${build}`, unit: 'bytes', value: lib.after.wasmMemoryBytes,
-        note: `wasm memory only grows: size after ${opts.warm + 3} classifications (INITIAL_MEMORY 16 MB)` });
-    }
-    if (scores.nosimd !== undefined) {
-      emit({ metric: 'nosimd_vs_simd_score_abs_diff', unit: '', value: Math.abs(scores.nosimd - scores.simd) });
-    }
-    emit({ metric: 'mt_vs_simd_score_abs_diff', unit: '', value: Math.abs(scores['simd-mt'] - scores.simd) });
+      if (scores.nosimd !== undefined) {
+        emit({ metric: 'nosimd_vs_simd_score_abs_diff', unit: '', value: Math.abs(scores.nosimd - scores.simd) });
+      }
+      emit({ metric: 'mt_vs_simd_score_abs_diff', unit: '', value: Math.abs(scores['simd-mt'] - scores.simd) });
 
-    const mt = ['js', 'wasm'].map((e) => path.join(repoRoot, `web/core/anomalens_core_mt.${e}`));
-    for (const s of [sizes('simd', coreJs, coreWasm), ...(fs.existsSync(mt[1]) ? [sizes('simd-mt', ...mt)] : []),
-      ...(nosimd ? [sizes('nosimd', nosimd.js, nosimd.wasm)] : [])]) {
-      for (const [k, v] of Object.entries(s)) {
-        if (k !== 'build') emit({ metric: `${k}_${s.build}`, unit: 'bytes', value: v });
+      const mt = ['js', 'wasm'].map((e) => path.join(repoRoot, `web/core/anomalens_core_mt.${e}`));
+      for (const s of [sizes('simd', coreJs, coreWasm), ...(fs.existsSync(mt[1]) ? [sizes('simd-mt', ...mt)] : []),
+        ...(nosimd ? [sizes('nosimd', nosimd.js, nosimd.wasm)] : [])]) {
+        for (const [k, v] of Object.entries(s)) {
+          if (k !== 'build') emit({ metric: `${k}_${s.build}`, unit: 'bytes', value: v });
+        }
       }
     }
   } finally {
