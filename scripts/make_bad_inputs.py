@@ -240,6 +240,11 @@ def images(out):
         "decode_failed", "PNG bit depth 7")
     add(out, I + "corrupt_png_short_rows.png", png_raw(64, 64, 8, 2, rows=[b"\0" * 10] * 3), "fail",
         "decode_failed", "PNG whose IDAT holds fewer rows than IHDR declares")
+    idat_4gb = bytearray(ok_png)
+    at = ok_png.index(b"IDAT") - 4
+    idat_4gb[at:at + 4] = struct.pack(">I", 0xF9970D49)
+    add(out, I + "corrupt_png_idat_length_4gb.png", bytes(idat_4gb), "fail", "decode_failed",
+        "PNG whose IDAT declares 4 GB (stb 2.27 allocated 2 GB for it before reading)")
     add(out, I + "trunc_jpeg_soi.jpg", ok_jpg[:3], "fail", "decode_failed", "JPEG: SOI only")
     sos = jpeg_sof_offset(ok_jpg)
     add(out, I + "trunc_jpeg_headers.jpg", ok_jpg[:sos - 10], "fail", "decode_failed",

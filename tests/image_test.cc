@@ -3,6 +3,8 @@
 // and the resize arithmetic of docs/FORMAT.md.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO
 #include "stb_image_write.h"
@@ -189,6 +191,50 @@ TEST(Decode, PalettizedBmpIndicesAreChecked) {
   Result<Image> none = decode_image(no_palette.data(), no_palette.size(), DecodeOptions{});
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("no room for the colour palette"), std::string::npos) << none.status().message();
+}
+
+// Byte offset of the first PNG chunk of the given type (its length field).
+size_t png_chunk_at(const std::vector<uint8_t>& png, const char* type) {
+  for (size_t pos = 8; pos + 8 <= png.size();) {
+    if (std::memcmp(png.data() + pos + 4, type, 4) == 0) return pos;
+    pos += 12 + (size_t{png[pos]} << 24 | size_t{png[pos + 1]} << 16 | size_t{png[pos + 2]} << 8 | png[pos + 3]);
+  }
+  return 0;
+}
+
+void put_be32(std::vector<uint8_t>* b, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) (*b)[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+
+// stb grows its IDAT buffer to a chunk's declared length before reading it: a small file
+// declaring a 4 GB chunk made it allocate 2 GB. Such chunks are refused first.
+TEST(Decode, PngChunkLengthsAreCheckedBeforeAllocating) {
+  const std::vector<uint8_t> good = encode(Fmt::kPng, 9, 7, 1, pattern(9, 7, 1));
+  const size_t idat = png_chunk_at(good, "IDAT");
+  ASSERT_GT(idat, 0u);
+  std::vector<uint8_t> huge = good;
+  put_be32(&huge, idat, 0xF9970D49u);
+  Result<Image> r = decode_image(huge.data(), huge.size(), DecodeOptions{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDecodeFailed);
+  const std::string expected = "chunk IDAT at byte " + std::to_string(idat) + " declares " + std::to_string(0xF9970D49u) + " bytes; " +
+                               std::to_string(good.size() - idat - 8) + " follow";
+  EXPECT_NE(r.status().message().find(expected), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("PNG"), std::string::npos) << r.status().message();
+
+  // One byte too many is refused too; the exact length decodes.
+  std::vector<uint8_t> cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(png_chunk_at(good, "IEND")));
+  const uint32_t idat_len = static_cast<uint32_t>(cut.size() - idat - 8);  // data and CRC: the file's rest
+  put_be32(&cut, idat, idat_len + 1);
+  EXPECT_FALSE(decode_image(cut.data(), cut.size(), DecodeOptions{}).ok());
+
+  // Nothing after IEND is read: a bogus IEND length or trailing bytes still decode, as in stb.
+  std::vector<uint8_t> trailing = good;
+  put_be32(&trailing, png_chunk_at(trailing, "IEND"), 0xFFFFFFFFu);
+  trailing.insert(trailing.end(), {'j', 'u', 'n', 'k'});
+  Result<Image> ok = decode_image(trailing.data(), trailing.size(), DecodeOptions{});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok.value().width, 9);
 }
 
 // Inserts an APP1 Exif segment with the given orientation right after SOI.

@@ -2,6 +2,7 @@
 // The only place stb_image is compiled. Only the formats Anomalens promises are enabled, which
 // also keeps stb's less-hardened decoders (PSD, PIC, PNM, HDR) away from untrusted input.
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -48,8 +49,10 @@ size_t jpeg_segments_start(const uint8_t* d, size_t n) {
   return i < n && d[i] == 0xD8 ? i + 1 : 0;
 }
 
+bool is_png(const uint8_t* d, size_t n) { return n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0; }
+
 const char* sniff_format(const uint8_t* d, size_t n) {
-  if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
+  if (is_png(d, n)) return "PNG";
   if (jpeg_segments_start(d, n) != 0) return "JPEG";
   if (n >= 4 && std::memcmp(d, "GIF8", 4) == 0) return "GIF";
   if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP";
@@ -193,6 +196,30 @@ std::string check_bmp_palette(const uint8_t* d, size_t n) {
   return "";
 }
 
+// stb_image 2.27 grows its buffer for a PNG's image data to each IDAT chunk's declared length
+// before it reads the chunk, so a 200-byte file declaring a 4 GB chunk made it allocate 2 GB
+// (found by fuzz_decode) and a browser tab grow its memory to match. A chunk before IEND whose
+// declared length runs past the end of the file makes stb fail anyway (out of data), so such a
+// file is refused here first, before anything is allocated. Returns an empty string when the
+// file is acceptable (or not a PNG), else the reason.
+std::string check_png_chunk_lengths(const uint8_t* d, size_t n) {
+  if (!is_png(d, n)) return "";
+  for (size_t pos = 8; pos + 8 <= n;) {
+    const uint32_t length = be32(d + pos);
+    const uint8_t* type = d + pos + 4;
+    if (std::memcmp(type, "IEND", 4) == 0) return "";  // stb reads nothing after it
+    const size_t left = n - pos - 8;
+    if (length > left) {
+      const bool printable = std::all_of(type, type + 4, [](uint8_t c) { return std::isalpha(c) != 0; });
+      return "chunk " + (printable ? std::string(reinterpret_cast<const char*>(type), 4) + " " : std::string()) +
+             "at byte " + std::to_string(pos) + " declares " + std::to_string(length) + " bytes; " +
+             std::to_string(left) + " follow";
+    }
+    pos += 12 + size_t{length};  // length, type, data, CRC
+  }
+  return "";
+}
+
 }  // namespace
 
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options) {
@@ -216,6 +243,8 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
   }
   const std::string bad_palette = check_bmp_palette(data, size);
   if (!bad_palette.empty()) return decode_error(data, size, bad_palette.c_str());
+  const std::string bad_chunk = check_png_chunk_lengths(data, size);
+  if (!bad_chunk.empty()) return decode_error(data, size, bad_chunk.c_str());
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
     return decode_error(data, size, stbi_failure_reason());
