@@ -32,6 +32,7 @@ const state = {
   oneclass: false,      // the current model is one-class (it has heatmaps)
   heatmapOn: true,
   teach: { normal: [], abnormal: [], base: null, baseName: '', fitting: false, bytes: null, name: '' },
+  idleWaiters: [],      // resolved when the queue next runs empty (see whenQueueIdle)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -376,8 +377,15 @@ async function pump() {
       state.done = 0;
       state.batchTotal = 0;
       delete document.body.dataset.busy;
+      for (const resolve of state.idleWaiters.splice(0)) resolve();
     }
   }
+}
+
+// Resolves once nothing is queued or being classified.
+function whenQueueIdle() {
+  if (!state.running && !state.queue.length) return Promise.resolve();
+  return new Promise((resolve) => state.idleWaiters.push(resolve));
 }
 
 function csvField(v) {
@@ -976,7 +984,12 @@ async function loadStartModel() {
     console.warn(`Saved models unavailable: ${err.message}`);
     return null;
   });
-  const pending = Anomalens.create({ model: saved.then((found) => found?.bytes ?? kDefaultModelUrl) });
+  // Most visits use the default model, so its download starts beside that lookup rather than
+  // after it (wasted only when a taught model is saved). On failure the URL goes to create(),
+  // which fetches it again and reports the error as for any model URL.
+  const defaultModel = fetch(kDefaultModelUrl).then(
+    (response) => (response.ok ? response.arrayBuffer() : kDefaultModelUrl), () => kDefaultModelUrl);
+  const pending = Anomalens.create({ model: saved.then((found) => found?.bytes ?? defaultModel) });
   pending.catch(() => {});  // reported by loadModel
   const found = await saved;
   if (!found) {
@@ -1008,6 +1021,12 @@ setupInputs();
 setupCamera();
 setupTeach();
 updateCounts();
-// The service worker's install fetches the core and the model once more to cache them; started
-// after the first model is ready, it does not compete with the first verdict.
-loadStartModel().finally(registerServiceWorker);
+// The service worker's install fetches the core and the model once more to cache them, and its
+// registration competes for the CPU with the first verdicts (measured in docs/BENCHMARKS.md: the
+// first verdict of an image dropped at page load came 0.3 s later). So it waits for the first
+// model and for the images already dropped, at most kServiceWorkerDelayMs after the model.
+const kServiceWorkerDelayMs = 10000;
+loadStartModel().finally(() => {
+  const timeout = new Promise((resolve) => setTimeout(resolve, kServiceWorkerDelayMs));
+  return Promise.race([whenQueueIdle(), timeout]).then(registerServiceWorker);
+});
