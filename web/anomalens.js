@@ -269,10 +269,11 @@ export class Anomalens {
     for (const key of ['smooth', 'shrinkage']) if (options[key] !== undefined) fitOptions[key] = Number(options[key]);
     const onProgress = typeof options.onProgress === 'function' ? options.onProgress : () => {};
     const base = await loadModelBytes(options.base);
-    const clf = Anomalens._spawn(options);
+    const fields = Anomalens._coreFields(options);
+    const clf = Anomalens._spawn(options, fields);
     const skipped = [];
     try {
-      const start = { type: 'fitStart', ...Anomalens._coreFields(options), base, options: fitOptions };
+      const start = { type: 'fitStart', ...fields, base, options: fitOptions };
       try {
         await clf._request(start, [base, ...(start.wasmBinary ? [start.wasmBinary] : [])]);
       } catch (err) {
@@ -311,8 +312,15 @@ export class Anomalens {
     return clf;
   }
 
-  static _spawn(options) {
-    const workerUrl = new URL(options.workerUrl ?? kDefaultWorkerUrl, globalThis.location?.href).href;
+  // `fields`: the core the first request will name (_coreFields); the worker URL's fragment
+  // carries them so that the worker starts loading that core at once (see worker.js).
+  static _spawn(options, fields) {
+    const url = new URL(options.workerUrl ?? kDefaultWorkerUrl, globalThis.location?.href);
+    if (!fields.wasmBinary) {
+      const { coreUrl, noSimdCoreUrl, mtCoreUrl, threads } = fields;
+      url.hash = encodeURIComponent(JSON.stringify({ coreUrl, noSimdCoreUrl, mtCoreUrl, threads }));
+    }
+    const workerUrl = url.href;
     if (typeof Worker !== 'function') {
       throw new AnomalensError('unsupported', 'this environment has no Web Workers');
     }
@@ -351,7 +359,7 @@ export class Anomalens {
     }
     const fields = Anomalens._coreFields(options);
     // Cold start: the worker fetches and compiles the core while this thread fetches the model.
-    const clf = Anomalens._spawn(options);
+    const clf = Anomalens._spawn(options, fields);
     const coreLoaded = clf._request({ type: 'load', ...fields }, fields.wasmBinary ? [fields.wasmBinary] : []);
     coreLoaded.catch(() => {});  // awaited below, after the model (whichever fails first is reported)
     try {

@@ -19,6 +19,11 @@
 //   {id, type: 'fitAdd', abnormal: bool, kind: 'bytes'|'rgba'|'blob', ...} -> {id, ok, normal, abnormal}
 //   {id, type: 'fitFinish'} -> {id, ok, modelBytes: ArrayBuffer, threshold, summary, info}
 //
+// Preload: the page names the core's fields ({coreUrl, noSimdCoreUrl?, mtCoreUrl?, threads}, as
+// JSON) in the worker URL's fragment (anomalens.js does), and the worker starts that core while
+// its first message is still on its way: at page load, messages reached a new worker 0.15-0.25 s
+// after its module ran. A first request that names the same core uses it; another drops it.
+//
 // Core choice: browsers with WebAssembly SIMD (probed with WebAssembly.validate on a 30-byte
 // module) load coreUrl (the SIMD build); others load noSimdCoreUrl (default: coreUrl with
 // "_nosimd" before ".js", i.e. core/anomalens_core_nosimd.js). With wasmBinary the caller has
@@ -192,7 +197,7 @@ async function decodeWithBrowser(blob) {
  * Returns handle(message) -> Promise<reply>; replies are plain, structured-cloneable objects.
  * options (for tests): simd (boolean, default: probed), importModule (url -> module namespace),
  * isolated (boolean, default: crossOriginIsolated with SharedArrayBuffer), cores (default:
- * navigator.hardwareConcurrency).
+ * navigator.hardwareConcurrency); preload: core fields to start loading at once (see above).
  */
 export function createWorkerHandler(options = {}) {
   const simd = options.simd ?? supportsWasmSimd();
@@ -257,6 +262,25 @@ export function createWorkerHandler(options = {}) {
     return startCore();
   }
 
+  // The core a request names; a preloaded core serves a request only if the two are equal.
+  const coreKey = (msg) =>
+    JSON.stringify([msg.coreUrl, msg.noSimdCoreUrl ?? null, msg.mtCoreUrl ?? null, msg.threads ?? 'auto']);
+  let preloaded = null;  // {key, done: Promise<{ok}>} while a preloaded core waits for its request
+
+  // Chooses and starts the core a load, init or fitStart request names.
+  async function startRequestedCore(msg) {
+    if (preloaded) {
+      const { key, done } = preloaded;
+      preloaded = null;
+      const started = await done;
+      if (key === coreKey(msg) && !msg.wasmBinary) return started;
+      dropCore();  // the request wants another core (or brings its own .wasm)
+    }
+    wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
+    choose(msg);
+    return loadCore();
+  }
+
   async function load() {
     const loadedCore = await loadCore();
     if (!loadedCore.ok) return loadedCore;
@@ -282,11 +306,15 @@ export function createWorkerHandler(options = {}) {
       fitter?.delete();
     } catch { /* the module is already dead */ }
     fitter = null;
+    dropCore();
+    broken = true;
+  }
+
+  function dropCore() {
     try {
       core?.PThread?.terminateAllThreads();  // the pthread build's workers die with the module
     } catch { /* already gone */ }
     core = null;
-    broken = true;
   }
 
   async function classify(msg) {
@@ -340,9 +368,7 @@ export function createWorkerHandler(options = {}) {
   }
 
   async function fitStart(msg) {
-    wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
-    choose(msg);
-    const loaded = await loadCore();
+    const loaded = await startRequestedCore(msg);
     if (!loaded.ok) return loaded;
     if (typeof core.createFitter !== 'function') {
       return failure('unsupported', 'this wasm core has no one-class fitter (rebuild web/core)');
@@ -429,18 +455,20 @@ export function createWorkerHandler(options = {}) {
     };
   }
 
+  if (typeof options.preload?.coreUrl === 'string') {
+    choose(options.preload);
+    preloaded = { key: coreKey(options.preload), done: loadCore() };
+  }
+
   return async function handle(msg) {
     try {
       switch (msg.type) {
-        case 'load': {  // the first request of a worker
-          wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
-          choose(msg);
-          return await loadCore();
-        }
+        case 'load':  // the first request of a worker
+          return await startRequestedCore(msg);
         case 'init': {
           if (msg.coreUrl) {
-            wasmBinary = msg.wasmBinary ? new Uint8Array(msg.wasmBinary) : null;
-            choose(msg);
+            const started = await startRequestedCore(msg);
+            if (!started.ok) return started;
           } else if (!chosen) {
             return failure('invalid_argument', 'init without coreUrl needs a load request first');
           }
@@ -497,8 +525,12 @@ export function createWorkerHandler(options = {}) {
 const inWorker = typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope;
 if (inWorker) {
   // worker.js?simd=0 forces the non-SIMD core (tests and benchmarks of the fallback).
-  const forceNoSimd = new URL(self.location.href).searchParams.get('simd') === '0';
-  const handle = createWorkerHandler(forceNoSimd ? { simd: false } : {});
+  const url = new URL(self.location.href);
+  const options = url.searchParams.get('simd') === '0' ? { simd: false } : {};
+  try {
+    if (url.hash.length > 1) options.preload = JSON.parse(decodeURIComponent(url.hash.slice(1)));
+  } catch { /* not a preload fragment: the first request chooses the core */ }
+  const handle = createWorkerHandler(options);
   let chain = Promise.resolve();
   self.addEventListener('message', (event) => {
     const msg = event.data;

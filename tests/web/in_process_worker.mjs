@@ -10,7 +10,11 @@ export class InProcessWorker extends EventTarget {
     super();
     assert.equal(options?.type, 'module', 'the worker must be a module worker');
     this.terminated = false;
-    this._ready = import(url).then((m) => m.createWorkerHandler());
+    this.url = String(url);
+    // As worker.js does: a fragment names the core to preload.
+    const hash = new URL(url).hash;
+    const preload = hash.length > 1 ? JSON.parse(decodeURIComponent(hash.slice(1))) : undefined;
+    this._ready = import(url).then((m) => m.createWorkerHandler(preload ? { preload } : {}));
     this._chain = Promise.resolve();
     InProcessWorker.instances.push(this);
   }

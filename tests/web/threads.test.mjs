@@ -100,6 +100,58 @@ test('without isolation, or with threads: 1, the single-threaded core runs', asy
   }
 });
 
+test('a core named at worker start loads before the first request and serves it', async () => {
+  const { imported, importModule } = importer();
+  const handle = createWorkerHandler({ simd: true, isolated: true, cores: 2, importModule,
+    preload: { coreUrl: kCoreUrl, threads: 'auto' } });
+  assert.deepEqual(imported, [kMtUrl], 'the import starts before any request');
+  const load = await handle({ type: 'load', coreUrl: kCoreUrl, threads: 'auto' });
+  assert.equal(load.ok, true, load.message);
+  assert.equal((await handle({ type: 'init', model: model() })).ok, true);
+  assert.deepEqual(imported, [kMtUrl], 'the preloaded core is used, not loaded again');
+  const rt = (await handle({ type: 'runtime' })).runtime;
+  assert.deepEqual([rt.build, rt.threads], ['simd-mt', 2]);
+});
+
+test('a first request naming another core than the preloaded one gets its own', async () => {
+  for (const request of [{ threads: 1 }, { coreUrl: 'https://app.example/other/core.js' }]) {
+    const { imported, importModule } = importer();
+    const handle = createWorkerHandler({ simd: true, isolated: true, cores: 2, importModule,
+      preload: { coreUrl: kCoreUrl, threads: 'auto' } });
+    const msg = { type: 'init', coreUrl: kCoreUrl, threads: 'auto', model: model(), ...request };
+    assert.equal((await handle(msg)).ok, true);
+    const rt = (await handle({ type: 'runtime' })).runtime;
+    assert.equal(imported.length, 2, JSON.stringify(imported));
+    assert.equal(rt.coreUrl, imported[1]);
+    assert.equal(rt.threads, request.threads ?? 2);
+  }
+  // A failed preload of the core the request names reports that failure, as a load would.
+  const { importModule } = importer([kCoreUrl]);
+  const handle = createWorkerHandler({ simd: true, isolated: false, cores: 2, importModule,
+    preload: { coreUrl: kCoreUrl, threads: 'auto' } });
+  const load = await handle({ type: 'load', coreUrl: kCoreUrl, threads: 'auto' });
+  assert.equal(load.ok, false);
+  assert.equal(load.code, 'core_load_failed');
+});
+
+test('the library names the core in the worker URL (no preload with wasmBinary)', async () => {
+  const { InProcessWorker } = await import('./in_process_worker.mjs');
+  const saved = globalThis.Worker;
+  globalThis.Worker = InProcessWorker;
+  try {
+    const { Anomalens } = await import('../../web/anomalens.js');
+    const clf = await Anomalens.create({ model: model(), coreUrl: fakeCoreUrl, threads: 1 });
+    const url = new URL(InProcessWorker.instances.at(-1).url);
+    assert.deepEqual(JSON.parse(decodeURIComponent(url.hash.slice(1))), { coreUrl: fakeCoreUrl, threads: 1 });
+    await clf.close();
+    const withBinary = await Anomalens.create({ model: model(), coreUrl: fakeCoreUrl, wasmBinary: new Uint8Array(8) });
+    assert.equal(new URL(InProcessWorker.instances.at(-1).url).hash, '');
+    await withBinary.close();
+  } finally {
+    globalThis.Worker = saved;
+  }
+});
+
 test('the library checks options.threads and passes it to the worker', async () => {
   const { InProcessWorker } = await import('./in_process_worker.mjs');
   const saved = globalThis.Worker;
