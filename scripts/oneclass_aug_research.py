@@ -84,16 +84,17 @@ def extract(files, size, cache, tag, proj):
 
 def pool_variant(maps, grid, how):
     """Like pool_to_grid, with the finer maps reduced to the grid by `how`: avg | max | avgmax
-    (both, concatenated), or grid28 (the 1/8 grid, the coarsest map upsampled, nearest)."""
+    (both, concatenated), or grid28 / grid28max (the 1/8 grid: the finer map average- or
+    max-pooled, the coarsest map upsampled, nearest)."""
     out = []
     for m in maps:
         m = F.avg_pool2d(m, 3, 1, 1, count_include_pad=False)
-        g = grid * 2 if how == "grid28" else grid
+        g = grid * 2 if how.startswith("grid28") else grid
         f = m.shape[-1] // g
         if f > 1:
             if how in ("avg", "grid28"):
                 out.append(F.avg_pool2d(m, f, f))
-            elif how == "max":
+            elif how in ("max", "grid28max"):
                 out.append(F.max_pool2d(m, f, f))
             else:
                 out += [F.avg_pool2d(m, f, f), F.max_pool2d(m, f, f)]
@@ -256,7 +257,7 @@ def main():
     ap.add_argument("--proj", type=int, default=128)
     ap.add_argument("--variants", default="base")
     ap.add_argument("--reduce", default="max,top1")
-    ap.add_argument("--pool", default="", help="avg|max|avgmax|grid28: identity+hflip features pooled so")
+    ap.add_argument("--pool", default="", help="avg|max|avgmax|grid28|grid28max: identity+hflip features pooled so")
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
     for ds in a.dataset or ["mt", "elpv"]:
