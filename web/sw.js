@@ -16,6 +16,12 @@ const kPrecache = [
   'manifest.webmanifest',
   'core/anomalens_core.js',
   'core/anomalens_core.wasm',
+  // The pthread build, which cross-origin isolated pages run (without it they fall back to one
+  // thread offline). The non-SIMD build is left out: browsers without SIMD are rare, and it is
+  // cached by the fetch handler below once such a browser has used it online.
+  'core/anomalens_core_mt.js',
+  'core/anomalens_core_mt.wasm',
+  'core/anomalens_core_mt.worker.js',
   'models/default.alm',
 ];
 

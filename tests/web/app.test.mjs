@@ -319,10 +319,15 @@ test('embed example (library) and the custom element', async (t) => {
 test('works offline after one visit (service worker)', async (t) => {
   const s = await newPage(t, { serviceWorkers: 'allow' });
   await s.page.waitForSelector('body[data-offline-ready="true"]', { timeout: 30000 });
+  await s.page.waitForSelector('body[data-engine]', { timeout: 60000 });
+  const online = await s.page.evaluate(() => document.body.dataset.engine);
   // Let the first classification also come from the network once, then go offline.
   await s.context.setOffline(true);
   await s.page.reload();
   await s.page.waitForSelector('body[data-model-state="ready"]', { timeout: 60000 });
+  // The same build runs offline (the pthread build on this cross-origin isolated page).
+  await s.page.waitForSelector('body[data-engine]', { timeout: 60000 });
+  assert.equal(await s.page.evaluate(() => document.body.dataset.engine), online);
   const files = listImages('abnormal', 23).slice(20);
   await dropFiles(s.page, '#dropzone', files);
   const results = await waitForResults(s.page, files.length);
