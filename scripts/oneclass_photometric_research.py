@@ -29,9 +29,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 torch.set_num_threads(2)
-from oneclass_research import (DATA, EXPANDS, auc, common_args, list_dir, load_backbone,  # noqa: E402
+from oneclass_research import (DATA, EXPANDS, common_args, list_dir, load_backbone,  # noqa: E402
                                load_image, splits)
-from oneclass_aug_research import fit, pool_variant, projection, score_maps, smooth  # noqa: E402
+from oneclass_aug_research import format_results, pool_variant, projection, score_settings  # noqa: E402
 
 PHOTOMETRIC = {
     "id": lambda x: x,
@@ -88,18 +88,14 @@ def main():
         feats_a = extract(abnormal, a.size, a.cache, ds + "_abnormal", ["id"])
         for v in a.variants.split(","):
             use = [transforms.index(t) for t in v.split("+")]
-            res = {"defaults": [], "smooth 0.7, shrinkage 0.1": []}
+            res = {}
             t0 = time.time()
             for fm in splits(ds, nn_, normal, seeds, a.fit_fraction):
                 xf = [torch.from_numpy(np.asarray(feats_n[fm][:, t], np.float64)) for t in use]
                 test = torch.from_numpy(np.concatenate([feats_n[~fm][:, 0], feats_a[:, 0]]).astype(np.float64))
                 nt = int((~fm).sum())
-                for key, eps, sigma in (("defaults", 0.01, 0.0), ("smooth 0.7, shrinkage 0.1", 0.1, 0.7)):
-                    m = smooth(score_maps(fit(xf, 0, eps), test), sigma)
-                    s = m.reshape(len(m), -1).max(1).values.numpy()
-                    res[key].append(auc(s[:nt], s[nt:]))
-            line = "  ".join(f"{k}: {np.mean(r):.3f} ({', '.join(f'{x:.3f}' for x in r)})" for k, r in res.items())
-            print(f"{ds:4s} {v:60s} {line}  ({time.time() - t0:.0f}s)", flush=True)
+                score_settings(xf, test, nt, res)
+            print(f"{ds:4s} {v:60s} {format_results(res)}  ({time.time() - t0:.0f}s)", flush=True)
 
 
 if __name__ == "__main__":

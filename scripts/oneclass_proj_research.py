@@ -32,9 +32,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 torch.set_num_threads(2)
-from oneclass_research import (DATA, EXPANDS, auc, common_args, list_dir, load_backbone,  # noqa: E402
+from oneclass_research import (DATA, EXPANDS, common_args, list_dir, load_backbone,  # noqa: E402
                                load_image, splits)
-from oneclass_aug_research import fit, pool_variant, projection, score_maps, smooth  # noqa: E402
+from oneclass_aug_research import format_results, pool_variant, projection, score_settings  # noqa: E402
 
 CHANNELS = 912
 BLOCKS = [slice(0, 144), slice(144, 336), slice(336, 912)]
@@ -99,7 +99,7 @@ def main():
         nn_ = len(normal)
         g = raw.shape[1]
         for v in a.variants.split(","):
-            res = {"defaults": [], "smooth 0.7, shrinkage 0.1": []}
+            res = {}
             t0 = time.time()
             for fm in splits(ds, nn_, normal, seeds, a.fit_fraction):
                 xf = torch.from_numpy(np.asarray(raw[:nn_][fm], np.float64)).reshape(-1, CHANNELS)
@@ -109,12 +109,8 @@ def main():
                 pt = (torch.from_numpy(np.asarray(test, np.float64)).reshape(-1, CHANNELS) @ p)
                 pt = pt.reshape(-1, g, g, p.shape[1])
                 nt = int((~fm).sum())
-                for key, eps, sigma in (("defaults", 0.01, 0.0), ("smooth 0.7, shrinkage 0.1", 0.1, 0.7)):
-                    m = smooth(score_maps(fit([pf], 0, eps), pt), sigma)
-                    s = m.reshape(len(m), -1).max(1).values.numpy()
-                    res[key].append(auc(s[:nt], s[nt:]))
-            line = "  ".join(f"{k}: {np.mean(r):.3f} ({', '.join(f'{x:.3f}' for x in r)})" for k, r in res.items())
-            print(f"{ds:4s} {v:10s} {line}  ({time.time() - t0:.0f}s)", flush=True)
+                score_settings([pf], pt, nt, res)
+            print(f"{ds:4s} {v:10s} {format_results(res)}  ({time.time() - t0:.0f}s)", flush=True)
 
 
 if __name__ == "__main__":
