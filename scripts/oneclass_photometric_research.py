@@ -29,8 +29,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 torch.set_num_threads(2)
-from oneclass_research import (DATA, EXPANDS, common_args, list_dir, load_backbone,  # noqa: E402
-                               load_image, splits)
+from oneclass_research import (DATA, EXPANDS, cached_rows, common_args, list_dir,  # noqa: E402
+                               load_backbone, load_image, splits)
 from oneclass_aug_research import format_results, pool_variant, projection, score_settings  # noqa: E402
 
 PHOTOMETRIC = {
@@ -45,31 +45,22 @@ PHOTOMETRIC = {
 
 def extract(files, size, cache, tag, transforms):
     """N, T, 14, 14, 128 projected features (float16) for each photometric transform."""
-    path = os.path.join(cache, f"ocphoto_{tag}_{size}_{'+'.join(transforms)}.npy")
-    if os.path.exists(path):
-        return np.load(path, mmap_mode="r")
-    os.makedirs(cache, exist_ok=True)
-    net = load_backbone(EXPANDS)
+    net = None  # loaded on the first image that is not cached
     grid = size // 16
-    w = None
-    out = np.lib.format.open_memmap(path + ".part.npy", mode="w+", dtype=np.float16,
-                                    shape=(len(files), len(transforms), grid, grid, 128))
-    t0 = time.time()
-    for i, f in enumerate(files):
+    w = torch.from_numpy(projection(144 + 192 + 576, 128))
+
+    def features(f):
+        nonlocal net
+        net = net or load_backbone(EXPANDS)
         x = load_image(f, size)
         xs = torch.stack([torch.from_numpy(np.ascontiguousarray(PHOTOMETRIC[t](x), np.float32)).permute(2, 0, 1)
                           for t in transforms])
         with torch.no_grad():
             e = pool_variant(list(net(xs)), grid, "max")
-        if w is None:
-            w = torch.from_numpy(projection(e.shape[1], 128))
-        out[i] = torch.einsum("tchw,pc->thwp", e, w).numpy().astype(np.float16)
-        if i % 200 == 0:
-            print(f"  {tag}: {i}/{len(files)} {time.time() - t0:.0f}s", flush=True)
-    out.flush()
-    del out
-    os.rename(path + ".part.npy", path)
-    return np.load(path, mmap_mode="r")
+        return torch.einsum("tchw,pc->thwp", e, w).numpy()
+
+    path = os.path.join(cache, f"ocphoto_{tag}_{size}_{'+'.join(transforms)}.npy")
+    return cached_rows(path, (len(transforms), grid, grid, 128), files, features, tag)
 
 
 def main():

@@ -32,8 +32,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 torch.set_num_threads(2)
-from oneclass_research import (DATA, EXPANDS, common_args, list_dir, load_backbone,  # noqa: E402
-                               load_image, splits)
+from oneclass_research import (DATA, EXPANDS, cached_rows, common_args, list_dir,  # noqa: E402
+                               load_backbone, load_image, splits)
 from oneclass_aug_research import format_results, pool_variant, projection, score_settings  # noqa: E402
 
 CHANNELS = 912
@@ -42,26 +42,19 @@ BLOCKS = [slice(0, 144), slice(144, 336), slice(336, 912)]
 
 def extract_raw(files, size, cache, tag):
     """N, g, g, 912 max-pooled features (float16), identity only, before any projection."""
+    net = None  # loaded on the first image that is not cached
     grid = size // 16
-    path = os.path.join(cache, f"ocraw_{tag}_{size}.npy")
-    if os.path.exists(path):
-        return np.load(path, mmap_mode="r")
-    os.makedirs(cache, exist_ok=True)
-    net = load_backbone(EXPANDS)
-    out = np.lib.format.open_memmap(path + ".part.npy", mode="w+", dtype=np.float16,
-                                    shape=(len(files), grid, grid, CHANNELS))
-    t0 = time.time()
-    for i, f in enumerate(files):
+
+    def features(f):
+        nonlocal net
+        net = net or load_backbone(EXPANDS)
         x = torch.from_numpy(load_image(f, size)).permute(2, 0, 1)[None]
         with torch.no_grad():
             e = pool_variant(list(net(x)), grid, "max")
-        out[i] = e[0].permute(1, 2, 0).numpy().astype(np.float16)
-        if i % 200 == 0:
-            print(f"  {tag}: {i}/{len(files)} {time.time() - t0:.0f}s", flush=True)
-    out.flush()
-    del out
-    os.rename(path + ".part.npy", path)
-    return np.load(path, mmap_mode="r")
+        return e[0].permute(1, 2, 0).numpy()
+
+    path = os.path.join(cache, f"ocraw_{tag}_{size}.npy")
+    return cached_rows(path, (grid, grid, CHANNELS), files, features, tag)
 
 
 def weights(variant, flat, dim):

@@ -62,6 +62,26 @@ def pool_to_grid(maps, grid):
     return torch.cat(out, 1)
 
 
+def cached_rows(path, row_shape, files, compute, tag):
+    """A float16 array of len(files) rows of row_shape, row i = compute(files[i]), computed once
+    and kept in `path` (.npy, memory-mapped). Written to a .part file renamed when complete, so an
+    interrupted run leaves no truncated cache."""
+    if os.path.exists(path):
+        return np.load(path, mmap_mode="r")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    out = np.lib.format.open_memmap(path + ".part.npy", mode="w+", dtype=np.float16,
+                                    shape=(len(files), *row_shape))
+    t0 = time.time()
+    for i, f in enumerate(files):
+        out[i] = compute(f)
+        if i % 200 == 0:
+            print(f"  {tag}: {i}/{len(files)} {time.time() - t0:.0f}s", flush=True)
+    out.flush()
+    del out
+    os.rename(path + ".part.npy", path)
+    return np.load(path, mmap_mode="r")
+
+
 def extract(files, size, cache, tag, flips):
     """Returns {variant: array N, T, H, W, C float16}, T = number of test-time transforms."""
     path = os.path.join(cache, f"oneclass_{tag}_{size}_{int(flips)}.npz")
