@@ -29,8 +29,8 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 torch.set_num_threads(1)
-from oneclass_research import (DATA, EXPANDS, auc, common_args, list_dir, load_backbone,  # noqa: E402
-                               load_image, pool_to_grid, splits)
+from oneclass_research import (DATA, EXPANDS, auc, cached_rows, common_args, list_dir,  # noqa: E402
+                               load_backbone, load_image, pool_to_grid, splits)
 
 # Transforms of a CHW tensor (dims: 1 = H, 2 = W for a single image; +1 when batched).
 TRANSFORMS = ["id", "hflip", "vflip", "rot180"]
@@ -56,30 +56,22 @@ def projection(channels, p, seed=1):
 
 
 def extract(files, size, cache, tag, proj):
-    path = os.path.join(cache, f"ocaug_{tag}_{size}_p{proj}.npy")
-    if os.path.exists(path):
-        return np.load(path, mmap_mode="r")
-    net = load_backbone(EXPANDS)
+    """N, T, 14, 14, proj features (float16) for each of TRANSFORMS, in the transformed frame."""
+    net = None  # loaded on the first image that is not cached
     grid = size // 16
-    w = None
-    out = np.lib.format.open_memmap(path + ".part.npy", mode="w+", dtype=np.float16,
-                                    shape=(len(files), len(TRANSFORMS), grid, grid, proj))
-    t0 = time.time()
-    for i, f in enumerate(files):
+    w = torch.from_numpy(projection(144 + 192 + 576, proj))
+
+    def features(f):
+        nonlocal net
+        net = net or load_backbone(EXPANDS)
         x = torch.from_numpy(load_image(f, size)).permute(2, 0, 1)
         xs = torch.stack([apply(x, t, 1, 2) for t in TRANSFORMS])
         with torch.no_grad():
             e = pool_to_grid(list(net(xs)), grid)  # T, C, g, g
-        if w is None:
-            w = torch.from_numpy(projection(e.shape[1], proj))
-        e = torch.einsum("tchw,pc->thwp", e, w)
-        out[i] = e.numpy().astype(np.float16)
-        if i % 100 == 0:
-            print(f"  {tag}: {i}/{len(files)} {time.time() - t0:.0f}s", flush=True)
-    out.flush()
-    del out
-    os.rename(path + ".part.npy", path)
-    return np.load(path, mmap_mode="r")
+        return torch.einsum("tchw,pc->thwp", e, w).numpy()
+
+    path = os.path.join(cache, f"ocaug_{tag}_{size}_p{proj}.npy")
+    return cached_rows(path, (len(TRANSFORMS), grid, grid, proj), files, features, tag)
 
 
 def pool_variant(maps, grid, how):
@@ -107,30 +99,23 @@ def pool_variant(maps, grid, how):
 
 def extract_pool(files, size, cache, tag, proj, how):
     """Identity and hflip only, pooled per `how`."""
-    path = os.path.join(cache, f"ocpool_{tag}_{size}_p{proj}_{how}.npy")
-    if os.path.exists(path):
-        return np.load(path, mmap_mode="r")
-    net = load_backbone(EXPANDS)
+    net = None  # loaded on the first image that is not cached
     grid = size // 16
-    w, out = None, None
-    t0 = time.time()
-    for i, f in enumerate(files):
+    g = grid * 2 if how.startswith("grid28") else grid
+    w = None  # projection of however many channels `how` gives (avgmax: the finer maps twice)
+
+    def features(f):
+        nonlocal net, w
+        net = net or load_backbone(EXPANDS)
         x = torch.from_numpy(load_image(f, size)).permute(2, 0, 1)
         xs = torch.stack([apply(x, t, 1, 2) for t in TRANSFORMS[:2]])
         with torch.no_grad():
             e = pool_variant(list(net(xs)), grid, how)
-        if w is None:
-            w = torch.from_numpy(projection(e.shape[1], proj))
-            g = e.shape[-1]
-            out = np.lib.format.open_memmap(path + ".part.npy", mode="w+", dtype=np.float16,
-                                            shape=(len(files), 2, g, g, proj))
-        out[i] = torch.einsum("tchw,pc->thwp", e, w).numpy().astype(np.float16)
-        if i % 200 == 0:
-            print(f"  {tag} {how}: {i}/{len(files)} {time.time() - t0:.0f}s", flush=True)
-    out.flush()
-    del out
-    os.rename(path + ".part.npy", path)
-    return np.load(path, mmap_mode="r")
+        w = w if w is not None else torch.from_numpy(projection(e.shape[1], proj))
+        return torch.einsum("tchw,pc->thwp", e, w).numpy()
+
+    path = os.path.join(cache, f"ocpool_{tag}_{size}_p{proj}_{how}.npy")
+    return cached_rows(path, (2, g, g, proj), files, features, f"{tag} {how}")
 
 
 def shifted(x, dy, dx):
