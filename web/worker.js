@@ -456,8 +456,12 @@ export function createWorkerHandler(options = {}) {
   }
 
   if (typeof options.preload?.coreUrl === 'string') {
-    choose(options.preload);
-    preloaded = { key: coreKey(options.preload), done: loadCore() };
+    try {
+      choose(options.preload);
+      preloaded = { key: coreKey(options.preload), done: loadCore() };
+    } catch {
+      chosen = null;  // e.g. not a URL: nothing preloads, the first request chooses the core
+    }
   }
 
   return async function handle(msg) {
@@ -522,14 +526,21 @@ export function createWorkerHandler(options = {}) {
   };
 }
 
+/** The core fields a worker URL's fragment names (see Preload above), or undefined. */
+export function preloadFromUrl(href) {
+  try {
+    const hash = new URL(href).hash;
+    return hash.length > 1 ? JSON.parse(decodeURIComponent(hash.slice(1))) : undefined;
+  } catch {
+    return undefined;  // not a preload fragment: the first request chooses the core
+  }
+}
+
 const inWorker = typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope;
 if (inWorker) {
   // worker.js?simd=0 forces the non-SIMD core (tests and benchmarks of the fallback).
-  const url = new URL(self.location.href);
-  const options = url.searchParams.get('simd') === '0' ? { simd: false } : {};
-  try {
-    if (url.hash.length > 1) options.preload = JSON.parse(decodeURIComponent(url.hash.slice(1)));
-  } catch { /* not a preload fragment: the first request chooses the core */ }
+  const options = new URL(self.location.href).searchParams.get('simd') === '0' ? { simd: false } : {};
+  options.preload = preloadFromUrl(self.location.href);
   const handle = createWorkerHandler(options);
   let chain = Promise.resolve();
   self.addEventListener('message', (event) => {

@@ -12,9 +12,7 @@ export class InProcessWorker extends EventTarget {
     this.terminated = false;
     this.url = String(url);
     // As worker.js does: a fragment names the core to preload.
-    const hash = new URL(url).hash;
-    const preload = hash.length > 1 ? JSON.parse(decodeURIComponent(hash.slice(1))) : undefined;
-    this._ready = import(url).then((m) => m.createWorkerHandler(preload ? { preload } : {}));
+    this._ready = import(url).then((m) => m.createWorkerHandler({ preload: m.preloadFromUrl(this.url) }));
     this._chain = Promise.resolve();
     InProcessWorker.instances.push(this);
   }
@@ -37,3 +35,14 @@ export class InProcessWorker extends EventTarget {
   }
 }
 InProcessWorker.instances = [];
+
+// Runs fn with InProcessWorker standing in for the global Worker, then puts the old one back.
+export async function withInProcessWorker(fn) {
+  const saved = globalThis.Worker;
+  globalThis.Worker = InProcessWorker;
+  try {
+    return await fn();
+  } finally {
+    globalThis.Worker = saved;
+  }
+}

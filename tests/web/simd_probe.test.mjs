@@ -134,10 +134,8 @@ test('without SIMD and without a _nosimd core, init fails with a clear unsupport
 });
 
 test('the library reports the runtime; noSimdCoreUrl reaches the worker', async () => {
-  const { InProcessWorker } = await import('./in_process_worker.mjs');
-  const saved = globalThis.Worker;
-  globalThis.Worker = InProcessWorker;
-  try {
+  const { withInProcessWorker } = await import('./in_process_worker.mjs');
+  await withInProcessWorker(async () => {
     const { Anomalens } = await import('../../web/anomalens.js');
     const clf = await Anomalens.create({ model: model(), coreUrl: fakeCoreUrl,
       noSimdCoreUrl: pathToFileURL('/nonexistent/plain.js').href });
@@ -147,9 +145,7 @@ test('the library reports the runtime; noSimdCoreUrl reaches the worker', async 
       wasmMemoryBytes: null });
     await clf.close();
     await assert.rejects(clf.runtime(), (e) => e.code === 'closed');
-  } finally {
-    globalThis.Worker = saved;
-  }
+  });
 });
 
 // The non-SIMD core that ./scripts/build.sh copies to web/core/ (built in build/wasm-nosimd).

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveThreads, chooseCore, mtUrlFor, createWorkerHandler } from '../../web/worker.js';
+import { resolveThreads, chooseCore, mtUrlFor, createWorkerHandler, preloadFromUrl } from '../../web/worker.js';
 import { start } from '../../scripts/serve.mjs';
 import { repoRoot, hasRealCore, launch, openPage, defaultModelPath, listImages,
   foreignRequests } from './harness.mjs';
@@ -135,10 +135,8 @@ test('a first request naming another core than the preloaded one gets its own', 
 });
 
 test('the library names the core in the worker URL (no preload with wasmBinary)', async () => {
-  const { InProcessWorker } = await import('./in_process_worker.mjs');
-  const saved = globalThis.Worker;
-  globalThis.Worker = InProcessWorker;
-  try {
+  const { InProcessWorker, withInProcessWorker } = await import('./in_process_worker.mjs');
+  await withInProcessWorker(async () => {
     const { Anomalens } = await import('../../web/anomalens.js');
     const clf = await Anomalens.create({ model: model(), coreUrl: fakeCoreUrl, threads: 1 });
     const url = new URL(InProcessWorker.instances.at(-1).url);
@@ -147,16 +145,26 @@ test('the library names the core in the worker URL (no preload with wasmBinary)'
     const withBinary = await Anomalens.create({ model: model(), coreUrl: fakeCoreUrl, wasmBinary: new Uint8Array(8) });
     assert.equal(new URL(InProcessWorker.instances.at(-1).url).hash, '');
     await withBinary.close();
-  } finally {
-    globalThis.Worker = saved;
+  });
+});
+
+test('a worker URL fragment that names no usable core preloads nothing', async () => {
+  for (const href of ['https://app.example/worker.js#not-json', 'https://app.example/worker.js#%7B',
+    'https://app.example/worker.js']) {
+    assert.equal(preloadFromUrl(href), undefined, href);
   }
+  // A preload whose coreUrl is not a URL must not break the worker: the first request chooses.
+  const { imported, importModule } = importer();
+  const handle = createWorkerHandler({ simd: true, isolated: true, cores: 2, importModule,
+    preload: { coreUrl: 'not a url', threads: 'auto' } });
+  assert.deepEqual(imported, []);
+  assert.equal((await handle({ type: 'init', coreUrl: kCoreUrl, model: model(), threads: 'auto' })).ok, true);
+  assert.deepEqual(imported, [kMtUrl]);
 });
 
 test('the library checks options.threads and passes it to the worker', async () => {
-  const { InProcessWorker } = await import('./in_process_worker.mjs');
-  const saved = globalThis.Worker;
-  globalThis.Worker = InProcessWorker;
-  try {
+  const { withInProcessWorker } = await import('./in_process_worker.mjs');
+  await withInProcessWorker(async () => {
     const { Anomalens } = await import('../../web/anomalens.js');
     for (const threads of [0, 1.5, -2, '2', 'all']) {
       await assert.rejects(Anomalens.create({ model: model(), coreUrl: fakeCoreUrl, threads }),
@@ -165,9 +173,7 @@ test('the library checks options.threads and passes it to the worker', async () 
     const clf = await Anomalens.create({ model: model(), coreUrl: fakeCoreUrl, threads: 1 });
     assert.equal((await clf.runtime()).threads, 1);
     await clf.close();
-  } finally {
-    globalThis.Worker = saved;
-  }
+  });
 });
 
 test('Chromium: isolated pages run the pthread build, others one thread; same scores',
