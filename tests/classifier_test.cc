@@ -70,6 +70,45 @@ TEST(Classifier, RgbaAndEncodedInputsAgree) {
   EXPECT_FALSE(c.value()->classify_rgba(rgba.data(), rgba.size() - 1, 31, 17).ok());
 }
 
+// A model with test_time_flips=none,h,v,hv scores the mean of what the plain network scores on
+// the image mirrored left-right, top-bottom and both (flipped here with the EXIF orientation
+// code, independently of the classifier's own flip of the input tensor).
+TEST(Classifier, TestTimeFlipsScoreTheMeanOverMirroredImages) {
+  Result<Model> plain_model = load_model_file(fixture("allops.alm"));
+  Result<Model> flips_model = load_model_file(fixture("allops.alm"));
+  ASSERT_TRUE(plain_model.ok() && flips_model.ok());
+  flips_model.value().meta.test_time_flips = {Flip::kNone, Flip::kHorizontal, Flip::kVertical, Flip::kBoth};
+  Result<std::unique_ptr<Classifier>> plain = Classifier::create(std::move(plain_model).value());
+  Result<std::unique_ptr<Classifier>> flips = Classifier::create(std::move(flips_model).value());
+  ASSERT_TRUE(plain.ok() && flips.ok());
+
+  std::vector<uint8_t> bytes;
+  ASSERT_TRUE(read_bytes(testing_util::shared_data("elpv/abnormal/cell0001.png"), &bytes));
+  Result<Image> image = decode_image(bytes.data(), bytes.size(), DecodeOptions());
+  ASSERT_TRUE(image.ok());
+  float mean[2] = {0, 0};
+  float single[4];
+  int k = 0;
+  for (int orientation : {1, 2, 4, 3}) {  // EXIF: as is, mirror x, mirror y, rotate 180
+    Image mirrored = image.value();
+    apply_orientation(&mirrored, orientation);
+    Result<Verdict> v = plain.value()->classify_image(mirrored);
+    ASSERT_TRUE(v.ok());
+    single[k++] = v.value().score;
+    mean[0] += v.value().scores[0] / 4;
+    mean[1] += v.value().scores[1] / 4;
+  }
+  // The mirrored images must score differently, or this test could not catch ignored flips.
+  EXPECT_GT(std::max({single[0], single[1], single[2], single[3]}) - std::min({single[0], single[1], single[2], single[3]}),
+            1e-3f);
+  Result<Verdict> averaged = flips.value()->classify_image(image.value());
+  ASSERT_TRUE(averaged.ok());
+  EXPECT_NEAR(averaged.value().scores[0], mean[0], 2e-6f);
+  EXPECT_NEAR(averaged.value().scores[1], mean[1], 2e-6f);
+  EXPECT_EQ(averaged.value().score, averaged.value().scores[1]);
+  EXPECT_EQ(averaged.value().abnormal, averaged.value().score >= averaged.value().threshold);
+}
+
 TEST(Classifier, BadModelIsRejectedBeforeUse) {
   const uint8_t junk[] = {'A', 'L', 'M', '1', 1, 0, 0, 0};
   Result<std::unique_ptr<Classifier>> c = Classifier::create_from_bytes(junk, sizeof junk);

@@ -85,6 +85,37 @@ TEST(ModelLoader, MessagesNameLayerLineAndRule) {
   EXPECT_NE(m.status().message().find("k=0,3"), std::string::npos) << m.status().message();
 }
 
+// meta test_time_flips: parsed in file order; bad lists are rejected with the key named.
+TEST(ModelLoader, TestTimeFlips) {
+  auto load = [](const std::string& flips, const std::string& output) {
+    std::mt19937 rng(3);
+    AlmBuilder b;
+    b.classifier_meta(4, 4, "gray", output);
+    if (!flips.empty()) b.meta("test_time_flips", flips);
+    b.layer("Input in 0 1 x c=1 h=4 w=4").layer("Conv c1 1 1 x y cout=2 k=4,4 w=w1").random_tensor("w1", {2, 1, 4, 4}, &rng);
+    const std::vector<uint8_t> bytes = b.bytes();
+    return load_model(bytes.data(), bytes.size());
+  };
+  Result<Model> absent = load("", "softmax");
+  ASSERT_TRUE(absent.ok()) << absent.status().to_string();
+  EXPECT_EQ(absent.value().meta.test_time_flips, std::vector<Flip>{Flip::kNone});
+  Result<Model> four = load("none,h,v,hv", "softmax");
+  ASSERT_TRUE(four.ok()) << four.status().to_string();
+  EXPECT_EQ(four.value().meta.test_time_flips,
+            (std::vector<Flip>{Flip::kNone, Flip::kHorizontal, Flip::kVertical, Flip::kBoth}));
+  for (const char* bad : {"none,h,h", "x", "none,", "", "H", "none h"}) {
+    AlmBuilder b;
+    std::mt19937 rng(3);
+    b.classifier_meta(4, 4, "gray").meta("test_time_flips", bad)
+        .layer("Input in 0 1 x c=1 h=4 w=4").layer("Conv c1 1 1 x y cout=2 k=4,4 w=w1").random_tensor("w1", {2, 1, 4, 4}, &rng);
+    const std::vector<uint8_t> bytes = b.bytes();
+    Result<Model> m = load_model(bytes.data(), bytes.size());
+    ASSERT_FALSE(m.ok()) << "test_time_flips=" << bad;
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidModel);
+    EXPECT_NE(m.status().message().find("test_time_flips"), std::string::npos) << m.status().message();
+  }
+}
+
 TEST(ModelLoader, UnknownLayerIsUnsupported) {
   AlmBuilder b;
   b.classifier_meta(4, 4, "gray").layer("Input in 0 1 x c=1 h=4 w=4").layer("Warp w 1 1 x y");

@@ -111,6 +111,14 @@ TEST(OneClass, FeatureModelPicksStagesAndPools) {
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_EQ(p.value().graph.blobs[p.value().graph.output_blob].shape, (Shape{10, 8, 8}));
 
+  // A supervised base's test-time flips score its own head; the feature model drops them (a
+  // one-class model with flips would not load).
+  Model flipped_base = backbone();
+  flipped_base.meta.entries.emplace_back("test_time_flips", "none,h,v,hv");
+  Result<Model> from_flipped = make_feature_model(flipped_base, FeatureSpec{});
+  ASSERT_TRUE(from_flipped.ok()) << from_flipped.status().to_string();
+  EXPECT_EQ(from_flipped.value().meta.find("test_time_flips"), nullptr);
+
   FeatureSpec bad;
   bad.layers = {"nope"};
   Result<Model> e = make_feature_model(backbone(), bad);

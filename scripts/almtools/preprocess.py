@@ -209,3 +209,24 @@ def preprocess_rgba(rgba, meta):
 
 def preprocess_file(path, meta, dtype=np.float64):
     return preprocess_pixels(decode_file(path), meta, dtype)
+
+
+# Test-time flips (meta `test_time_flips`, docs/FORMAT.md): the verdict's score is the mean
+# P(abnormal) over these flips of the preprocessed input. Name -> HWC axes to reverse.
+TEST_TIME_FLIPS = {"none": (), "h": (1,), "v": (0,), "hv": (0, 1)}
+
+
+def parse_test_time_flips(meta):
+    """The meta's flips as a list of names (["none"] when the key is absent)."""
+    text = meta.get("test_time_flips", "none")
+    names = text.split(",")
+    if not names or any(n not in TEST_TIME_FLIPS for n in names) or len(set(names)) != len(names):
+        raise PreprocessError(f"meta test_time_flips={text!r}: must list distinct entries of "
+                              "none, h, v, hv")
+    return names
+
+
+def flip_hwc(x, name):
+    """Flip an (H, W, C) input as the C++ core does for one test-time flip."""
+    axes = TEST_TIME_FLIPS[name]
+    return np.flip(x, axes) if axes else x

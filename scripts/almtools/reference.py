@@ -3,11 +3,13 @@
 
     meta, graph, tensors = read_alm("m.alm")
     y = run_graph(graph, tensors, x_hwc)    # 1-D float64 array: the output blob, NCHW order
+    p = p_abnormal(meta, graph, tensors, x_hwc)  # the verdict's score, as the C++ Classifier
 """
 
 import numpy as np
 
 from .alm import parse_layer
+from .preprocess import flip_hwc, parse_test_time_flips
 
 
 def _ints(s, n, default):
@@ -146,6 +148,27 @@ def run_graph(graph_lines, tensors, x_hwc):
     if len(outputs) != 1:
         raise ValueError(f"graph has {len(outputs)} unconsumed blobs: {outputs}")
     return blobs[outputs[0]].reshape(-1)
+
+
+def score_from_output(meta, out):
+    """P(abnormal) from the graph output, per meta `output` (softmax, probabilities, sigmoid)."""
+    kind = meta.get("output", "softmax")
+    if kind == "softmax":
+        e = np.exp(out - out.max())
+        return float((e / e.sum())[1])
+    if kind == "probabilities":
+        return float(out[1])
+    if kind == "sigmoid":
+        return float(1 / (1 + np.exp(-out[0])))
+    raise ValueError(f"meta output={kind!r}: no supervised score")
+
+
+def p_abnormal(meta, graph_lines, tensors, x_hwc):
+    """The Classifier's score: mean P(abnormal) over the meta's test-time flips of x_hwc."""
+    flips = parse_test_time_flips(meta)
+    return float(np.mean([score_from_output(meta, run_graph(graph_lines, tensors,
+                                                              np.ascontiguousarray(flip_hwc(x_hwc, f))))
+                          for f in flips]))
 
 
 def blob_shapes(graph_lines, tensors=None):

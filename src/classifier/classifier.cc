@@ -18,6 +18,9 @@ Classifier::Classifier(Model model, std::unique_ptr<Engine> engine)
     : model_(std::move(model)), engine_(std::move(engine)), threshold_(model_.meta.threshold) {
   input_.resize(static_cast<size_t>(model_.meta.input_width) * model_.meta.input_height *
                 model_.meta.channel_count());
+  for (Flip f : model_.meta.test_time_flips) {
+    if (f != Flip::kNone) flipped_input_.resize(input_.size());
+  }
 }
 
 Result<std::unique_ptr<Classifier>> Classifier::create(Model model, Backend backend,
@@ -69,36 +72,61 @@ Status Classifier::infer(const float* input_hwc, std::vector<float>* raw_output)
   return Status::Ok();
 }
 
-Verdict Classifier::verdict_from_output() {
+void Classifier::supervised_scores(float scores[2]) const {
   const float* y = engine_->output();
-  Verdict v;
   switch (model_.meta.output) {
-    case OutputKind::kOneClass: {
-      const OneClassParams& p = *oneclass_;
-      v.map_width = p.grid_w;
-      v.map_height = p.grid_h;
-      v.anomaly_map.resize(p.locations());
-      v.distance = oneclass_distance_map(p, y, v.anomaly_map.data(), &scratch_);
-      for (float& m : v.anomaly_map) m = p.score(m);
-      v.scores[1] = p.score(v.distance);
-      v.scores[0] = 1.f - v.scores[1];
-      break;
-    }
     case OutputKind::kSoftmax: {
       const float m = std::max(y[0], y[1]);
       const float e0 = std::exp(y[0] - m), e1 = std::exp(y[1] - m);
-      v.scores[0] = e0 / (e0 + e1);
-      v.scores[1] = e1 / (e0 + e1);
+      scores[0] = e0 / (e0 + e1);
+      scores[1] = e1 / (e0 + e1);
       break;
     }
     case OutputKind::kProbabilities:
-      v.scores[0] = y[0];
-      v.scores[1] = y[1];
+      scores[0] = y[0];
+      scores[1] = y[1];
       break;
     case OutputKind::kSigmoid:
-      v.scores[1] = 1.f / (1.f + std::exp(-y[0]));
-      v.scores[0] = 1.f - v.scores[1];
+      scores[1] = 1.f / (1.f + std::exp(-y[0]));
+      scores[0] = 1.f - scores[1];
       break;
+    case OutputKind::kOneClass:  // scored by run_network from the feature map
+      scores[0] = scores[1] = 0.f;
+      break;
+  }
+}
+
+Result<Verdict> Classifier::run_network() {
+  Verdict v;
+  if (oneclass_) {
+    ANOMALENS_RETURN_IF_ERROR(engine_->run(input_.data()));
+    const OneClassParams& p = *oneclass_;
+    v.map_width = p.grid_w;
+    v.map_height = p.grid_h;
+    v.anomaly_map.resize(p.locations());
+    v.distance = oneclass_distance_map(p, engine_->output(), v.anomaly_map.data(), &scratch_);
+    for (float& m : v.anomaly_map) m = p.score(m);
+    v.scores[1] = p.score(v.distance);
+    v.scores[0] = 1.f - v.scores[1];
+  } else {
+    // One run per test-time flip; the verdict scores their mean. A model that lists only
+    // "none" runs once and gets exactly the network's scores (0 + s * 1 == s).
+    const std::vector<Flip>& flips = model_.meta.test_time_flips;
+    const float share = 1.f / static_cast<float>(flips.size());
+    for (Flip f : flips) {
+      const float* x = input_.data();
+      if (f != Flip::kNone) {
+        flipped_input_ = input_;  // same size: no allocation
+        flip_hwc(flipped_input_.data(), model_.meta.input_width, model_.meta.input_height, model_.meta.channel_count(),
+                 f == Flip::kHorizontal || f == Flip::kBoth, f == Flip::kVertical || f == Flip::kBoth);
+        x = flipped_input_.data();
+      }
+      ANOMALENS_RETURN_IF_ERROR(engine_->run(x));
+      float s[2];
+      supervised_scores(s);
+      v.scores[0] += s[0] * share;
+      v.scores[1] += s[1] * share;
+    }
   }
   v.score = v.scores[1];
   if (!std::isfinite(v.score)) v.score = 1.f;  // a broken activation reads as abnormal, never NaN
@@ -113,8 +141,9 @@ Result<Verdict> Classifier::classify_image(const Image& image) {
   preprocessor_.run(image, model_.meta, input_.data());
   const double pre_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
-  ANOMALENS_RETURN_IF_ERROR(engine_->run(input_.data()));
-  Verdict v = verdict_from_output();
+  Result<Verdict> ran = run_network();
+  if (!ran.ok()) return ran.status();
+  Verdict v = std::move(ran).value();
   if (heatmap_ && oneclass_) {
     upsample_anomaly_map(v.anomaly_map.data(), v.map_width, v.map_height, model_.meta, image.width, image.height,
                          &v.heatmap);

@@ -26,7 +26,7 @@ namespace anomalens {
 struct Verdict {
   std::string label;           // meta.labels[0] (normal) or meta.labels[1] (abnormal)
   bool abnormal = false;
-  float score = 0;             // P(abnormal) in [0, 1]
+  float score = 0;             // P(abnormal) in [0, 1] (the mean over the model's test-time flips)
   float scores[2] = {0, 0};    // {P(normal), P(abnormal)}
   float threshold = 0;
   double decode_ms = 0, preprocess_ms = 0, infer_ms = 0;
@@ -67,17 +67,22 @@ class Classifier {
   void set_heatmap(bool on) { heatmap_ = on; }
   bool is_oneclass() const { return oneclass_ != nullptr; }
 
-  // Runs only the network on an already preprocessed HWC tensor (benchmarks, golden tests).
+  // Runs only the network, once, on an already preprocessed HWC tensor (benchmarks, golden
+  // tests): no test-time flips.
   Status infer(const float* input_hwc, std::vector<float>* raw_output);
 
  private:
   Classifier(Model model, std::unique_ptr<Engine> engine);
-  Verdict verdict_from_output();
+  // Runs the network on input_ (once per test-time flip) and makes the verdict.
+  Result<Verdict> run_network();
+  // {P(normal), P(abnormal)} from the engine's output of a supervised model.
+  void supervised_scores(float scores[2]) const;
 
   Model model_;
   std::unique_ptr<Engine> engine_;
   Preprocessor preprocessor_;
   std::vector<float> input_;
+  std::vector<float> flipped_input_;  // only for models with test-time flips
   DecodeOptions decode_options_;
   float threshold_;
   std::unique_ptr<OneClassParams> oneclass_;  // parsed "oneclass" section

@@ -126,4 +126,21 @@ void Preprocessor::run(const Image& image, const ModelMeta& meta, float* out) {
   }
 }
 
+void flip_hwc(float* data, int width, int height, int channels, bool horizontal, bool vertical) {
+  const size_t row = static_cast<size_t>(width) * channels;
+  if (vertical) {
+    for (int y = 0; y < height / 2; ++y) {
+      std::swap_ranges(data + y * row, data + (y + 1) * row, data + (height - 1 - y) * row);
+    }
+  }
+  if (horizontal) {
+    for (int y = 0; y < height; ++y) {
+      float* r = data + y * row;
+      for (int x = 0; x < width / 2; ++x) {
+        std::swap_ranges(r + x * channels, r + (x + 1) * channels, r + (width - 1 - x) * channels);
+      }
+    }
+  }
+}
+
 }  // namespace anomalens

@@ -15,6 +15,10 @@
 
 namespace anomalens {
 
+// Mirrors an HWC tensor in place: left-right, top-bottom or both (a 180-degree rotation). Used
+// for test-time flips (classifier) and fit-time flips (one-class fitting).
+void flip_hwc(float* data, int width, int height, int channels, bool horizontal, bool vertical);
+
 class Preprocessor {
  public:
   // Writes input_height * input_width * channel_count floats (HWC) to `out`. The image must be

@@ -223,6 +223,28 @@ Status parse_meta(const std::string& text, ModelMeta* meta) {
   if (!parse_float(*v, &meta->threshold) || meta->threshold < 0 || meta->threshold > 1) {
     return bad("threshold", *v, "must be a number in [0, 1]");
   }
+
+  if ((v = meta->find("test_time_flips"))) {
+    meta->test_time_flips.clear();
+    for (const std::string& name : split(*v, ',')) {
+      Flip f;
+      if (name == "none") f = Flip::kNone;
+      else if (name == "h") f = Flip::kHorizontal;
+      else if (name == "v") f = Flip::kVertical;
+      else if (name == "hv") f = Flip::kBoth;
+      else return bad("test_time_flips", *v, "entries must be none, h, v or hv");
+      for (Flip seen_flip : meta->test_time_flips) {
+        if (seen_flip == f) return bad("test_time_flips", *v, "an entry is repeated");
+      }
+      meta->test_time_flips.push_back(f);
+    }
+    // The flips average a supervised P(abnormal); a one-class score is a maximum distance
+    // with its own threshold and map, which the flips would not keep aligned.
+    if (meta->output == OutputKind::kOneClass &&
+        (meta->test_time_flips.size() != 1 || meta->test_time_flips[0] != Flip::kNone)) {
+      return bad("test_time_flips", *v, "only supervised models (not output=oneclass) average flips");
+    }
+  }
   return Status::Ok();
 }
 

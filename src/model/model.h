@@ -95,6 +95,9 @@ enum class ChannelOrder { kRgb, kBgr, kGray };
 enum class ResizePolicy { kStretch, kCenterCrop };
 // kOneClass: the graph outputs a feature map scored by the "oneclass" section (src/oneclass/).
 enum class OutputKind { kSoftmax, kProbabilities, kSigmoid, kOneClass };
+// A mirror of the network input (meta test_time_flips): kHorizontal reverses columns,
+// kVertical rows, kBoth both (a 180-degree rotation).
+enum class Flip { kNone, kHorizontal, kVertical, kBoth };
 
 struct ModelMeta {
   std::string name;
@@ -107,6 +110,9 @@ struct ModelMeta {
   ResizePolicy resize = ResizePolicy::kStretch;
   OutputKind output = OutputKind::kSoftmax;
   float threshold = 0.5f;
+  // Supervised models: the score is the mean P(abnormal) over these flips of the input (one
+  // network run each); the threshold was chosen for that mean. Default: the input as is.
+  std::vector<Flip> test_time_flips{Flip::kNone};
   // Every key=value of the meta section in file order (including the ones parsed above).
   std::vector<std::pair<std::string, std::string>> entries;
 

@@ -466,7 +466,10 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
   ModelMeta meta = base.meta;
   std::vector<std::pair<std::string, std::string>> kept;
   for (const auto& kv : meta.entries) {
-    if (kv.first.rfind("metric.", 0) == 0 || kv.first.rfind("oneclass.", 0) == 0) continue;
+    // The base's scores, metrics and test-time flips belong to its own head, not to features.
+    if (kv.first.rfind("metric.", 0) == 0 || kv.first.rfind("oneclass.", 0) == 0 || kv.first == "test_time_flips") {
+      continue;
+    }
     kept.push_back(kv);
   }
   meta.entries = kept;
@@ -518,23 +521,6 @@ std::string oneclass_augment_name(uint32_t flags) {
   if (flags & kAugmentVFlip) s += std::string(s.empty() ? "" : ",") + "vflip";
   if (flags & kAugmentRot180) s += std::string(s.empty() ? "" : ",") + "rot180";
   return s.empty() ? "none" : s;
-}
-
-void flip_hwc(float* data, int width, int height, int channels, bool horizontal, bool vertical) {
-  const size_t row = static_cast<size_t>(width) * channels;
-  if (vertical) {
-    for (int y = 0; y < height / 2; ++y) {
-      std::swap_ranges(data + y * row, data + (y + 1) * row, data + (height - 1 - y) * row);
-    }
-  }
-  if (horizontal) {
-    for (int y = 0; y < height; ++y) {
-      float* r = data + y * row;
-      for (int x = 0; x < width / 2; ++x) {
-        std::swap_ranges(r + x * channels, r + (x + 1) * channels, r + (width - 1 - x) * channels);
-      }
-    }
-  }
 }
 
 OneClassFitter::OneClassFitter(Model features, const FitOptions& options, Backend backend)

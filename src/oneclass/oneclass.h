@@ -112,9 +112,6 @@ enum OneClassAugment : uint32_t { kAugmentHFlip = 1, kAugmentVFlip = 2, kAugment
 bool parse_oneclass_augment(const std::string& text, uint32_t* flags);
 std::string oneclass_augment_name(uint32_t flags);  // "none" or a comma list
 
-// Flips an HWC tensor in place: horizontally, vertically or both (rot180).
-void flip_hwc(float* data, int width, int height, int channels, bool horizontal, bool vertical);
-
 // Accepted ranges of the fit options below (the CLI, the browser binding and the .alm reader
 // all check against these).
 constexpr float kMaxSmooth = 8;          // sigma, grid cells
