@@ -37,6 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+from almtools.preprocess import PreprocessError, parse_test_time_flips  # noqa: E402
+
 CL = None  # torch.channels_last, set in run()
 T_START = time.time()  # the --max-minutes budget counts from here
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".psd", ".pnm", ".pgm", ".ppm",
@@ -481,6 +483,21 @@ def predict(model, x, norm, bs, desc):
     return torch.cat(probs).numpy().astype(np.float64)
 
 
+# NCHW dims to reverse for each test-time flip (almtools.preprocess.TEST_TIME_FLIPS in HWC).
+FLIP_DIMS = {"none": (), "h": (3,), "v": (2,), "hv": (2, 3)}
+
+
+def predict_flips(model, x, norm, bs, desc, flips):
+    """Mean P(abnormal) over test-time flips of x, as the C++ Classifier scores a model whose
+    meta lists them. Returns (mean, {flip: P(abnormal)})."""
+    import torch
+    per_flip = {}
+    for f in flips:
+        xf = torch.flip(x, FLIP_DIMS[f]) if FLIP_DIMS[f] else x
+        per_flip[f] = predict(model, xf, norm, bs, f"{desc} ({f})" if desc and len(flips) > 1 else desc)
+    return np.mean([per_flip[f] for f in flips], axis=0), per_flip
+
+
 def bce_from_probs(y, p):
     p = np.clip(p, 1e-7, 1 - 1e-7)
     y = np.asarray(y)
@@ -826,24 +843,24 @@ def export(model, meta, channels, size, out_dir, f16):
     return onnx_path, alm_path
 
 
-def check_alm(alm_path, model, items, norm, n=6):
-    """Runs the .alm through the NumPy reference on a few images; returns max |dP| vs torch."""
+def check_alm(alm_path, model, items, n=6):
+    """Scores a few images with the .alm through the NumPy reference (test-time flips included)
+    and with torch; returns max |dP(abnormal)|."""
     import torch
     from almtools.alm import read_alm
     from almtools.preprocess import preprocess_file
-    from almtools.reference import run_graph
+    from almtools.reference import p_abnormal
     meta, lines, tensors = read_alm(alm_path)
+    flips = parse_test_time_flips(meta)
     worst = 0.0
     model.eval()
     for path, _ in items[:n]:
         x = preprocess_file(path, meta)
-        out = run_graph(lines, tensors, x.astype(np.float64)).reshape(-1)
-        e = np.exp(out - out.max())
-        p_ref = (e / e.sum())[1]
-        with torch.no_grad():
-            xt = torch.from_numpy(x.transpose(2, 0, 1))[None]
-            p_t = float(torch.softmax(model(xt), 1)[0, 1])
-        worst = max(worst, abs(p_ref - p_t))
+        p_ref = p_abnormal(meta, lines, tensors, x.astype(np.float64))
+        xt = torch.from_numpy(x.transpose(2, 0, 1).copy())[None]
+        # preprocess_file already applied the meta's mean/std: no second normalisation.
+        p_t, _ = predict_flips(model, xt, lambda v: v, 1, "", flips)
+        worst = max(worst, abs(p_ref - float(p_t[0])))
     return worst
 
 
@@ -974,6 +991,10 @@ def parse_args(argv):
     ap.add_argument("--max-minutes", type=float, default=38.0,
                     help="stop before an epoch that would end later than this many minutes "
                     "after the start (preprocessing and caching included)")
+    ap.add_argument("--test-time-flips", default="none", metavar="LIST",
+                    help="score = mean P(abnormal) over these flips of the input (none, h, v, "
+                    "hv; e.g. none,h,v,hv); the threshold and test metrics use that score and "
+                    "the .alm records it, so classify, eval and the browser apply it too")
     ap.add_argument("--f16", action="store_true", help="store .alm weights as f16")
     ap.add_argument("--name", default=None, help="model name in the .alm meta")
     ap.add_argument("--smoke", action="store_true",
@@ -987,6 +1008,10 @@ def parse_args(argv):
         ap.error(f"--val-frac {a.val_frac} + --test-frac {a.test_frac}: each in [0,1), sum < 1")
     if not 16 <= a.input_size <= 1024:
         ap.error(f"--input-size {a.input_size}: must be 16..1024")
+    try:
+        a.flips = parse_test_time_flips({"test_time_flips": a.test_time_flips})
+    except PreprocessError as e:
+        ap.error(f"--test-time-flips: {e}")
     return a
 
 
@@ -1082,13 +1107,29 @@ def run(args, argv):
     train_minutes = (time.time() - t_all) / 60
     plot_curves(args.out, history)
 
-    pva = predict(model, xs["val"], norm, args.batch_size * 2, "  validation")
+    pva, pva_flips = predict_flips(model, xs["val"], norm, args.batch_size * 2, "  validation",
+                                   args.flips)
     thr = choose_threshold(ys["val"].numpy(), pva)
     val_m = metrics_at(ys["val"].numpy(), pva, thr)
-    pte = predict(model, xs["test"], norm, args.batch_size * 2, "  test")
+    pte, pte_flips = predict_flips(model, xs["test"], norm, args.batch_size * 2, "  test",
+                                   args.flips)
     test_m = metrics_at(ys["test"].numpy(), pte, thr)
     test_m05 = metrics_at(ys["test"].numpy(), pte, 0.5)
-    log(f"threshold {thr:.4f} (max validation accuracy {val_m['accuracy']:.4f})")
+    single_pass = None
+    if args.flips != ["none"]:
+        # The same network scored once per image (no flips), its threshold chosen the same way
+        # on validation: what the flips add, for the log and the model card.
+        pva1 = pva_flips.get("none", predict(model, xs["val"], norm, args.batch_size * 2, ""))
+        pte1 = pte_flips.get("none", predict(model, xs["test"], norm, args.batch_size * 2, ""))
+        thr1 = choose_threshold(ys["val"].numpy(), pva1)
+        single_pass = {"threshold": thr1, "validation": metrics_at(ys["val"].numpy(), pva1, thr1),
+                       "test": metrics_at(ys["test"].numpy(), pte1, thr1)}
+        log(f"without test-time flips: threshold {thr1:.4f}, validation accuracy "
+            f"{single_pass['validation']['accuracy']:.4f} AUC {single_pass['validation']['roc_auc']:.4f}; "
+            f"test accuracy {single_pass['test']['accuracy']:.4f} AUC "
+            f"{single_pass['test']['roc_auc']:.4f}")
+    log(f"threshold {thr:.4f} (max validation accuracy {val_m['accuracy']:.4f}"
+        f"{'' if args.flips == ['none'] else ', test-time flips ' + ','.join(args.flips)})")
     log(f"TEST  n={test_m['n']} accuracy {test_m['accuracy']:.4f} roc_auc "
         f"{test_m['roc_auc']:.4f} precision {test_m['precision']:.4f} recall "
         f"{test_m['recall']:.4f} f1 {test_m['f1']:.4f} confusion {test_m['confusion']}")
@@ -1107,6 +1148,7 @@ def run(args, argv):
         "scale": "255", "mean": ",".join(f"{m:g}" for m in mean),
         "std": ",".join(f"{s:g}" for s in std), "resize": "stretch", "output": "softmax",
         "threshold": f"{thr:.6f}",
+        **({} if args.flips == ["none"] else {"test_time_flips": ",".join(args.flips)}),
         "description": "normal vs abnormal image classifier trained with scripts/train.py",
         "task": "binary anomaly classification (normal, abnormal)",
         "architecture": (f"{args.arch}" + (f", taps {args.taps}, GAP + linear"
@@ -1128,7 +1170,7 @@ def run(args, argv):
     meta["metric.n_test"] = str(test_m["n"])
     onnx_path, alm_path = export(model, meta, channels, size, args.out, args.f16)
     alm_bytes = os.path.getsize(alm_path)
-    dp = check_alm(alm_path, model, split["test"], norm)
+    dp = check_alm(alm_path, model, split["test"])
     log(f"wrote {alm_path} ({alm_bytes / 1e6:.2f} MB); NumPy reference vs PyTorch on 6 test "
         f"images: max |dP(abnormal)| = {dp:.2e}")
     cpp = cpp_eval(alm_path, split["test"], args.out)
@@ -1138,7 +1180,7 @@ def run(args, argv):
     torch.save(model.state_dict(), os.path.join(args.out, "best.pt"))
     result = {"args": vars(args), "command": cmd, "history": history,
               "threshold": thr, "validation": val_m, "test": test_m,
-              "test_at_0.5": test_m05, "alm": alm_path, "alm_bytes": alm_bytes,
+              "test_at_0.5": test_m05, "without_test_time_flips": single_pass, "alm": alm_path, "alm_bytes": alm_bytes,
               "onnx": onnx_path, "reference_max_abs_dp": dp, "cpp_eval": cpp,
               "train_minutes": train_minutes, "total_minutes": (time.time() - t_all) / 60,
               "params": n_params, "trainable_params": n_train, "backbone": provenance,
