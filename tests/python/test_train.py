@@ -97,7 +97,8 @@ class SmokeRunTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as out:
             t0 = time.time()
             r = subprocess.run([PY, os.path.join(_paths.SCRIPTS, "train.py"), ELPV, "--out", out,
-                                "--smoke"], capture_output=True, text=True, timeout=600)
+                                "--smoke", "--test-time-flips", "none,h,v,hv"],
+                               capture_output=True, text=True, timeout=600)
             took = time.time() - t0
             self.assertEqual(r.returncode, 0, r.stderr[-3000:])
             self.assertLess(took, 120, "smoke training must stay under 2 minutes")
@@ -115,6 +116,9 @@ class SmokeRunTest(unittest.TestCase):
             from almtools import alm
             m2, _, _ = alm.read_alm(os.path.join(out, "model.alm"))
             self.assertEqual(m2["threshold"], meta["threshold"])
+            # The default recipe's flips: recorded for the core, single-pass figures logged.
+            self.assertEqual(m2["test_time_flips"], "none,h,v,hv")
+            self.assertIn("accuracy", res["without_test_time_flips"]["test"])
             self.assertEqual(m2["channels"], "gray")
             with open(os.path.join(out, "split.csv")) as f:
                 rows = list(csv.DictReader(f))
@@ -126,6 +130,7 @@ class SmokeRunTest(unittest.TestCase):
                 self.assertEqual(res["cpp_eval"]["n"], res["test"]["n"])
                 self.assertAlmostEqual(res["cpp_eval"]["accuracy"], res["test"]["accuracy"],
                                        places=6)
+                self.assertAlmostEqual(res["cpp_eval"]["roc_auc"], res["test"]["roc_auc"], places=4)
 
     def test_pretrained_offline_fails_clearly(self):
         with tempfile.TemporaryDirectory() as out:
