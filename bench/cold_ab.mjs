@@ -9,7 +9,10 @@
 //   cp -r web /tmp/web-before   # ...then change web/
 //   node bench/cold_ab.mjs /tmp/web-before web [RUNS=6] [noiso]
 //
-// noiso serves without COOP/COEP (the single-threaded build runs). Numbers only.
+// noiso serves without COOP/COEP (the single-threaded build runs). MODELS_A / MODELS_B (env)
+// serve another models/ folder to that side, to compare two default models with one web/:
+//   MODELS_A=/tmp/models-plain node bench/cold_ab.mjs web web 7
+// Numbers only.
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
 import { start } from '../scripts/serve.mjs';
@@ -20,7 +23,8 @@ if (process.argv.length < 4) {
 const [rootA, rootB] = [process.argv[2], process.argv[3]];
 const runs = Number(process.argv[4] ?? 6);
 const isolate = process.argv[5] !== 'noiso';
-const srvs = [await start({ port: 0, webRoot: rootA, isolate }), await start({ port: 0, webRoot: rootB, isolate })];
+const srvs = [await start({ port: 0, webRoot: rootA, isolate, modelsRoot: process.env.MODELS_A }),
+  await start({ port: 0, webRoot: rootB, isolate, modelsRoot: process.env.MODELS_B })];
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
 const image = new URL('../../shared/data/elpv/normal/cell0004.png', import.meta.url);
 const b64 = fs.readFileSync(image).toString('base64');
