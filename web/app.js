@@ -74,6 +74,12 @@ function renderModelCard(info) {
   row('Labels', info.labels.join(', '));
   row('Input', `${info.inputWidth} x ${info.inputHeight}, ${info.channels}`);
   row('Threshold', Number(info.threshold).toFixed(3));
+  // test_time_flips (docs/FORMAT.md): the core scores the mean over mirrored copies.
+  const flips = (meta.test_time_flips ?? 'none').split(',');
+  if (flips.length > 1) {
+    const names = { none: 'as is', h: 'left-right', v: 'top-bottom', hv: 'both' };
+    row('Scoring', `mean of ${flips.length} passes (mirrored: ${flips.map((f) => names[f] ?? f).join(', ')})`);
+  }
   row('Architecture', meta.architecture);
   row('Parameters', formatCount(info.parameters));
   row('MACs', formatCount(info.macs));

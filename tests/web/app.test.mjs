@@ -95,6 +95,8 @@ test('dropped ELPV images and a chosen folder get the CLI verdicts', async (t) =
   await dropFiles(s.page, '#dropzone', dropped);
   let results = await waitForResults(s.page, dropped.length);
   assert.equal(results.length, dropped.length);
+  // The default model scores four mirrored passes; its card says so.
+  assert.match(await s.page.textContent('#model-card'), /Scoring\s*mean of 4 passes \(mirrored: as is, left-right, top-bottom, both\)/);
 
   // Folders with a subfolder and a non-image file (ignored when it comes from a folder): one
   // dropped (walked with webkitGetAsEntry), one chosen with the folder picker.
