@@ -131,6 +131,17 @@ class SmokeRunTest(unittest.TestCase):
                 self.assertAlmostEqual(res["cpp_eval"]["accuracy"], res["test"]["accuracy"],
                                        places=6)
                 self.assertAlmostEqual(res["cpp_eval"]["roc_auc"], res["test"]["roc_auc"], places=4)
+                # flips_eval.py re-scores the run through the CLI: its four-flip row is the
+                # run's own validation and test figures.
+                r = subprocess.run([PY, os.path.join(_paths.SCRIPTS, "flips_eval.py"), out,
+                                    "--flips", "none,h,v,hv"], capture_output=True, text=True,
+                                   timeout=600)
+                self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+                row = r.stdout.strip().splitlines()[-1].split()
+                self.assertEqual(row[0], "none,h,v,hv")
+                self.assertAlmostEqual(float(row[1]), res["validation"]["accuracy"], places=3)
+                self.assertAlmostEqual(float(row[4]), res["test"]["accuracy"], places=3)
+                self.assertAlmostEqual(float(row[5]), res["test"]["roc_auc"], places=3)
 
     def test_pretrained_offline_fails_clearly(self):
         with tempfile.TemporaryDirectory() as out:
