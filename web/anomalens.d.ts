@@ -28,7 +28,8 @@ export type Label = 'normal' | 'abnormal';
 
 export interface ClassifyResult {
   label: Label;
-  /** P(abnormal), 0..1. */
+  /** P(abnormal), 0..1: for a model with meta test_time_flips (the default model), the mean
+   * over the listed mirrors of the input, one network pass each (timings.infer covers all). */
   score: number;
   scores: { normal: number; abnormal: number };
   /** The model's decision threshold: label is 'abnormal' when score >= threshold. */
