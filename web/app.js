@@ -1006,7 +1006,9 @@ async function loadStartModel() {
   state.teach.name = found.name;
   $('teach-download-btn').hidden = false;
   if (await loadModel(found.bytes, `the taught model "${found.name}"`, 'taught', pending)) return;
-  await loadModel(kDefaultModelUrl, 'the default model', 'default');
+  // The saved model no longer loads: the default model, from the download started above (the
+  // library copies the bytes, so they stay usable as the teaching base).
+  await loadModel(await defaultModel, 'the default model', 'default');
 }
 
 // ---------------------------------------------------------------------------------------------

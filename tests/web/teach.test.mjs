@@ -272,3 +272,33 @@ test('teach refuses an unusable base with a clear message', async (t) => {
   assert.match(msg, /"broken\.alm" cannot serve as a base for teaching: .+Choose a base \.alm/);
   assert.equal(await page.getAttribute('body', 'data-model-origin'), 'default', 'the model in use is unchanged');
 });
+
+test('a saved taught model that no longer loads: the default model runs, downloaded once', async () => {
+  const s = await launchWithCamera(files.sceneCam, path.join(dir, 'profile-broken'));
+  try {
+    const { page } = s;
+    await page.goto(`${srv.url}/`);
+    await page.waitForSelector('body[data-model-state="ready"]', { timeout: 60000 });
+    // Bytes that are not a model under the app's taught key, as a damaged profile might hold.
+    await page.evaluate(() => new Promise((resolve, reject) => {
+      const open = indexedDB.open('anomalens', 1);
+      open.onupgradeneeded = () => open.result.createObjectStore('models');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const tx = open.result.transaction('models', 'readwrite');
+        tx.objectStore('models').put({ name: 'broken', bytes: new TextEncoder().encode('ALM1 not a model').buffer },
+          'taught');
+        tx.oncomplete = () => { open.result.close(); resolve(); };
+        tx.onerror = () => reject(tx.error);
+      };
+    }));
+    const before = srv.requests.length;
+    await page.reload();
+    await page.waitForSelector('body[data-model-origin="default"][data-model-state="ready"]', { timeout: 60000 });
+    const fetches = srv.requests.slice(before).filter((r) => r.path === '/models/default.alm').length;
+    assert.equal(fetches, 1, 'the default model is downloaded once: the start-up download is reused');
+    assert.match(await page.textContent('#model-status'), /^Model: /);
+  } finally {
+    await s.context.close();
+  }
+});
