@@ -18,7 +18,7 @@
 //      injected inline script / eval are blocked.
 //
 // The model is ANOMALENS_WEB_MODEL, else models/default.alm, else build/fixtures/allops.alm
-// (as tests/web). No test depends on timing: waits are liveness bounds, generous for a busy
+// (as tests/web), served scored in one pass per call (singlePassModel in corpus.mjs). No test depends on timing: waits are liveness bounds, generous for a busy
 // box. ANOMALENS_WATCH_FRAMES sets the watch-mode frame count (default 10800: an hour at 3 frames/s).
 //
 //   node --test --test-reporter=spec tests/hostile/browser_robustness.test.mjs
@@ -31,7 +31,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { start, kContentSecurityPolicy } from '../../scripts/serve.mjs';
-import { ensureCorpus, root } from './corpus.mjs';
+import { ensureCorpus, root, singlePassModel } from './corpus.mjs';
 
 // An hour of watch mode at 3 frames per second.
 const kFrames = Number(process.env.ANOMALENS_WATCH_FRAMES ?? 10800);
@@ -94,7 +94,7 @@ before(async () => {
   assert.equal(ff.status, 0, `ffmpeg could not make ${y4m} from ${cameraImage}: ${ff.stderr ?? ff.error}`);
 
   modelsRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'anomalens-robust-models-'));
-  fs.copyFileSync(model, path.join(modelsRoot, 'default.alm'));
+  fs.writeFileSync(path.join(modelsRoot, 'default.alm'), singlePassModel(fs.readFileSync(model)));
   const here = path.join(root, 'tests/hostile');
   srv = await start({ port: 0, modelsRoot, overrides: {
     '/hostile/blank.html': path.join(here, 'browser_blank.html'),

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Long run in the real wasm build under node: 10,000 classifications (encoded PNG/JPEG/GIF,
-// raw RGBA frames, and failing inputs interleaved) with models/default.alm when it exists,
-// else build/fixtures/allops.alm. After warm-up the wasm memory must not grow, the top of the
+// raw RGBA frames, and failing inputs interleaved) with models/default.alm when it exists
+// (scored in one pass: singlePassModel in corpus.mjs), else build/fixtures/allops.alm. After warm-up the wasm memory must not grow, the top of the
 // malloc heap must not creep up (a leak inside the existing memory), Embind must not pile up
 // handles, and every input must give exactly the verdict it gave the first time.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { ensureCorpus, loadCore, fixtureModel, root } from './corpus.mjs';
+import { ensureCorpus, loadCore, fixtureModel, root, singlePassModel } from './corpus.mjs';
 
 const TOTAL = 10000;
 const WARMUP = 500;
@@ -34,7 +34,7 @@ function key(r) {
 test(`${TOTAL} classifications: memory stable after warm-up, identical results`, () => {
   const defaultModel = path.join(root, 'models/default.alm');
   const modelPath = existsSync(defaultModel) ? defaultModel : fixtureModel;
-  const created = core.createClassifier(readFileSync(modelPath));
+  const created = core.createClassifier(singlePassModel(readFileSync(modelPath)));
   assert.equal(created.ok, true, created.message);
   const clf = created.classifier;
   const frame = new Uint8Array(160 * 120 * 4).map((_, i) => (i * 31 + (i >> 9)) & 255);
