@@ -25,6 +25,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from almtools.alm import read_alm, write_alm  # noqa: E402
+from almtools.preprocess import PreprocessError, parse_test_time_flips  # noqa: E402
 from train import choose_threshold, metrics_at, roc_auc  # noqa: E402
 
 CLI = os.path.join(REPO, "build", "native", "anomalens")
@@ -38,6 +39,8 @@ def scores_with_flips(meta, lines, tensors, flips, files, tmp):
     write_alm(path, m, lines, tensors)
     r = subprocess.run([CLI, "classify", "--json", "--model", path] + files,
                        capture_output=True, text=True, check=False)
+    if r.returncode == 2:  # bad usage or model: nothing was classified
+        raise SystemExit(f"anomalens classify failed: {r.stderr.strip()}")
     by_file = {}
     for line in r.stdout.splitlines():
         row = json.loads(line)
@@ -54,6 +57,14 @@ def main():
     a = ap.parse_args()
     if not os.path.exists(CLI):
         raise SystemExit(f"{CLI} missing: ./scripts/build.sh native")
+    for name in ("model.alm", "split.csv"):
+        if not os.path.isfile(os.path.join(a.run, name)):
+            raise SystemExit(f"{a.run}: no {name} (pass a scripts/train.py --out folder)")
+    for flips in a.flips:
+        try:
+            parse_test_time_flips({"test_time_flips": flips})
+        except PreprocessError as e:
+            raise SystemExit(f"--flips: {e}")
     meta, lines, tensors = read_alm(os.path.join(a.run, "model.alm"))
     with open(os.path.join(a.run, "split.csv")) as f:
         rows = [r for r in csv.DictReader(f) if r["split"] in ("val", "test")]

@@ -37,7 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from almtools.preprocess import PreprocessError, parse_test_time_flips  # noqa: E402
+from almtools.preprocess import (TEST_TIME_FLIPS, PreprocessError,  # noqa: E402
+                                 parse_test_time_flips)
 
 CL = None  # torch.channels_last, set in run()
 T_START = time.time()  # the --max-minutes budget counts from here
@@ -483,17 +484,14 @@ def predict(model, x, norm, bs, desc):
     return torch.cat(probs).numpy().astype(np.float64)
 
 
-# NCHW dims to reverse for each test-time flip (almtools.preprocess.TEST_TIME_FLIPS in HWC).
-FLIP_DIMS = {"none": (), "h": (3,), "v": (2,), "hv": (2, 3)}
-
-
 def predict_flips(model, x, norm, bs, desc, flips):
     """Mean P(abnormal) over test-time flips of x, as the C++ Classifier scores a model whose
     meta lists them. Returns (mean, {flip: P(abnormal)})."""
     import torch
     per_flip = {}
     for f in flips:
-        xf = torch.flip(x, FLIP_DIMS[f]) if FLIP_DIMS[f] else x
+        dims = tuple(a + 2 for a in TEST_TIME_FLIPS[f])  # HWC axes -> NCHW dims
+        xf = torch.flip(x, dims) if dims else x
         per_flip[f] = predict(model, xf, norm, bs, f"{desc} ({f})" if desc and len(flips) > 1 else desc)
     return np.mean([per_flip[f] for f in flips], axis=0), per_flip
 
@@ -1119,8 +1117,11 @@ def run(args, argv):
     if args.flips != ["none"]:
         # The same network scored once per image (no flips), its threshold chosen the same way
         # on validation: what the flips add, for the log and the model card.
-        pva1 = pva_flips.get("none", predict(model, xs["val"], norm, args.batch_size * 2, ""))
-        pte1 = pte_flips.get("none", predict(model, xs["test"], norm, args.batch_size * 2, ""))
+        # (Reused when "none" is among the flips; .get's default would run the pass anyway.)
+        pva1 = pva_flips["none"] if "none" in pva_flips else predict(
+            model, xs["val"], norm, args.batch_size * 2, "")
+        pte1 = pte_flips["none"] if "none" in pte_flips else predict(
+            model, xs["test"], norm, args.batch_size * 2, "")
         thr1 = choose_threshold(ys["val"].numpy(), pva1)
         single_pass = {"threshold": thr1, "validation": metrics_at(ys["val"].numpy(), pva1, thr1),
                        "test": metrics_at(ys["test"].numpy(), pte1, thr1)}

@@ -220,7 +220,7 @@ def parse_test_time_flips(meta):
     """The meta's flips as a list of names (["none"] when the key is absent)."""
     text = meta.get("test_time_flips", "none")
     names = text.split(",")
-    if not names or any(n not in TEST_TIME_FLIPS for n in names) or len(set(names)) != len(names):
+    if any(n not in TEST_TIME_FLIPS for n in names) or len(set(names)) != len(names):
         raise PreprocessError(f"meta test_time_flips={text!r}: must list distinct entries of "
                               "none, h, v, hv")
     return names
