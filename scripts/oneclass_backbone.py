@@ -41,7 +41,7 @@ def main(argv=None):
         net = tfjs_import.KerasGraph(topo, _)
         import torch
         with torch.no_grad():
-            n_out = net(torch.zeros(1, 3, 224, 224)).shape[1]
+            n_out = net(torch.zeros(1, 3, a.size, a.size)).shape[1]
         tfjs_import.to_alm(path, full, [f"c{i}" for i in range(n_out)], size=a.size)
         meta, lines, tensors = alm.read_alm(full)
     kept, cut = [], None
@@ -55,9 +55,10 @@ def main(argv=None):
     used = {v for line in kept for tok in line.split()[4:] if tok.startswith(("w=", "b="))
             for v in [tok[2:]]}
     tensors = {k: v for k, v in tensors.items() if k in used}
-    meta.update({"name": "nsfwjs-mobilenet_v2-backbone", "labels": "normal,abnormal",
+    model = os.path.basename(os.path.normpath(path))  # mobilenet_v2, inception_v3, ...
+    meta.update({"name": f"nsfwjs-{model}-backbone", "labels": "normal,abnormal",
                  "output": "oneclass", "threshold": "0.5", "task": "backbone for anomalens fit",
-                 "description": f"MobileNetV2 of npm nsfwjs, cut after {cut.split()[1]}; "
+                 "description": f"{model} of npm nsfwjs, cut after {cut.split()[1]}; "
                                 "fit it with `anomalens fit --base`",
                  "license": "MIT (nsfwjs)"})
     alm.write_alm(a.out, meta, kept, tensors, dtype="f16" if a.f16 else "f32")

@@ -397,12 +397,8 @@ class _Layer(nn.Module):
             k = _pair(cfg["pool_size"])
             s = _pair(cfg.get("strides") or k)
             self.k, self.s = k, s
-            if cfg.get("padding", "valid") == "same":
-                if cls == "AveragePooling2D":
-                    raise ImportError_(f"layer {lname}: 'same' AveragePooling2D not supported")
-                self.pad = KerasSamePad(k[0], s[0])
-            else:
-                self.pad = None
+            self.same = cfg.get("padding", "valid") == "same"
+            self.pad = KerasSamePad(k[0], s[0]) if self.same and cls == "MaxPooling2D" else None
         elif cls == "ReLU":
             self.max_value = cfg.get("max_value")
             self.neg = cfg.get("negative_slope", 0.0) or 0.0
@@ -440,9 +436,20 @@ class _Layer(nn.Module):
                 x = nn.functional.pad(x, (l, r, t, b), value=float("-inf"))
             return nn.functional.max_pool2d(x, self.k, self.s)
         if cls == "AveragePooling2D":
-            if tuple(self.k) == tuple(x.shape[2:]):
+            if tuple(self.k) == tuple(x.shape[2:]) and not self.same:
                 return x.mean(dim=(2, 3), keepdim=True)  # exports as a global pool
-            return nn.functional.avg_pool2d(x, self.k, self.s)
+            if not self.same:
+                return nn.functional.avg_pool2d(x, self.k, self.s)
+            # TF divides by the taps inside the image only (count_include_pad=False). torch pads
+            # symmetrically, which matches TF's 'same' when the pads are even, e.g. stride 1 and
+            # an odd window (Inception's 3x3 branch pools).
+            t, b = same_pads(int(x.shape[2]), self.k[0], self.s[0])
+            l, r = same_pads(int(x.shape[3]), self.k[1], self.s[1])
+            if t != b or l != r:
+                raise ImportError_(f"layer {self.lname}: 'same' AveragePooling2D with uneven "
+                                   f"padding (window {self.k}, stride {self.s} on "
+                                   f"{tuple(x.shape[2:])}) not supported")
+            return nn.functional.avg_pool2d(x, self.k, self.s, (t, l), count_include_pad=False)
         if cls == "ReLU":
             if self.max_value is None:
                 return torch.relu(x)

@@ -132,6 +132,47 @@ def np_tiny_forward(x, ws):
     return e / e.sum()
 
 
+def write_same_avgpool_model(d, rng, pool=3, size=(7, 9)):
+    """Sequential: Conv2D(4, 3x3, same) -> AveragePooling2D(pool, stride 1, same) ->
+    GlobalAveragePooling2D -> Dense(3, softmax), as Inception V3's branch pools. Float weights."""
+    ws = {"conv/kernel": rng.normal(0, 0.5, (3, 3, 3, 4)), "conv/bias": rng.normal(0, 0.5, (4,)),
+          "dense/kernel": rng.normal(0, 1.0, (4, 3)), "dense/bias": rng.normal(0, 0.1, (3,))}
+    ws = {k: v.astype(np.float32) for k, v in ws.items()}
+    layers = [
+        {"class_name": "Conv2D", "config": {
+            "name": "conv", "batch_input_shape": [None, size[0], size[1], 3], "filters": 4,
+            "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "use_bias": True,
+            "activation": "relu", "data_format": "channels_last", "dilation_rate": [1, 1]}},
+        {"class_name": "AveragePooling2D", "config": {
+            "name": "pool", "pool_size": [pool, pool], "strides": [1, 1], "padding": "same"}},
+        {"class_name": "GlobalAveragePooling2D", "config": {"name": "gap"}},
+        {"class_name": "Dense", "config": {"name": "dense", "units": 3,
+                                           "activation": "softmax", "use_bias": True}},
+    ]
+    mj = {"modelTopology": {"class_name": "Sequential", "config": {"name": "s", "layers": layers}},
+          "weightsManifest": [{"paths": ["w.bin"], "weights": [
+              {"name": k, "shape": list(v.shape), "dtype": "float32"} for k, v in ws.items()]}]}
+    with open(os.path.join(d, "model.json"), "w") as f:
+        json.dump(mj, f)
+    with open(os.path.join(d, "w.bin"), "wb") as f:
+        f.write(b"".join(v.tobytes() for v in ws.values()))
+    return ws
+
+
+def np_same_avgpool_forward(x, ws, count_pad=False):
+    """TF semantics: a 'same' average pool divides by the taps inside the image."""
+    y = np.maximum(np_conv_nhwc(x, ws["conv/kernel"], 1, "same") + ws["conv/bias"], 0)
+    h, w, _ = y.shape
+    pooled = np.zeros_like(y)
+    for i in range(h):
+        for j in range(w):
+            win = y[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]
+            pooled[i, j] = win.sum((0, 1)) / (9 if count_pad else win.shape[0] * win.shape[1])
+    z = pooled.mean(axis=(0, 1)) @ ws["dense/kernel"] + ws["dense/bias"]
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
 @unittest.skipIf(torch is None, "needs torch and onnx")
 class JsLiteralTest(unittest.TestCase):
     def test_minified_literal(self):
@@ -199,6 +240,40 @@ class TinyModelTest(unittest.TestCase):
             topo, weights = ti.load_tfjs(d)
             with self.assertRaisesRegex(ti.ImportError_, "relu.*LSTM"):
                 ti.KerasGraph(topo, weights)
+
+    def test_same_average_pooling(self):
+        # Keras 'same' average pooling (Inception V3's branch pools) divides by the taps inside
+        # the image: the import, its .alm export and the .alm reference must all agree with it.
+        from almtools import alm
+        from almtools.reference import run_graph
+        rng = np.random.default_rng(7)
+        with tempfile.TemporaryDirectory() as d:
+            ws = write_same_avgpool_model(d, rng)
+            net = ti.KerasGraph(*ti.load_tfjs(d)).eval()
+            x = rng.random((7, 9, 3))
+            ref = np_same_avgpool_forward(x, ws)
+            # Guard: counting the padding in the divisor gives a visibly different answer.
+            self.assertGreater(np.abs(np_same_avgpool_forward(x, ws, count_pad=True) - ref).max(), 1e-3)
+            with torch.no_grad():
+                got = net(torch.from_numpy(x.astype(np.float32)).permute(2, 0, 1)[None])[0].numpy()
+            np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+            out = os.path.join(d, "pool.alm")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ti.to_alm(d, out, ["a", "b", "c"])
+            _, lines, tensors = alm.read_alm(out)
+            self.assertTrue([ln for ln in lines if " AvgPool " in f" {ln} " and "count_pad=0" in ln])
+            np.testing.assert_allclose(run_graph(lines, tensors, x).reshape(-1), ref,
+                                       rtol=1e-5, atol=1e-6)
+
+    def test_uneven_same_average_pooling_is_a_clear_error(self):
+        # A 2x2 window at stride 1 pads 0 before and 1 after: not expressible as torch's
+        # symmetric padding, so the import names the layer instead of computing something else.
+        with tempfile.TemporaryDirectory() as d:
+            write_same_avgpool_model(d, np.random.default_rng(8), pool=2)
+            net = ti.KerasGraph(*ti.load_tfjs(d)).eval()
+            with self.assertRaisesRegex(ti.ImportError_, "pool: 'same' AveragePooling2D with uneven"):
+                net(torch.zeros(1, 3, 7, 9))
 
     def test_to_alm_matches_torch(self):
         from almtools import alm
