@@ -125,6 +125,15 @@ TEST(OneClass, FeatureModelPicksStagesAndPools) {
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(e.status().message().find("nope"), std::string::npos);
+
+  // A layer's name given instead of its blob's (imported graphs name them differently): the
+  // message names the blob to use.
+  FeatureSpec by_layer;
+  by_layer.layers = {"c1", "b"};
+  Result<Model> l = make_feature_model(backbone(), by_layer);
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.status().message().find("layer \"c1\" writes blob \"a\""), std::string::npos)
+      << l.status().message();
 }
 
 TEST(OneClass, UnfittedModelIsRefusedWithAClearMessage) {

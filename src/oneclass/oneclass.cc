@@ -374,7 +374,18 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
   if (!spec.layers.empty()) {
     for (const std::string& name : spec.layers) {
       const int b = g.find_blob(name);
-      if (b < 0) return Status(StatusCode::kInvalidArgument, "feature layer \"" + name + "\" is not a blob of the base graph");
+      if (b < 0) {
+        // Imported graphs name a layer and its output differently (ONNX: "mixed2/Concat" writes
+        // "mixed2/Concat_output_0"): point at the blob the user most likely meant.
+        std::string hint = "; `anomalens inspect` lists the layers";
+        for (const Layer& l : g.layers) {
+          if (l.name == name && !l.outputs.empty()) {
+            hint = "; layer \"" + name + "\" writes blob \"" + g.blobs[l.outputs[0]].name + "\"";
+          }
+        }
+        return Status(StatusCode::kInvalidArgument,
+                      "feature layer \"" + name + "\" is not a blob of the base graph" + hint);
+      }
       if (g.blobs[b].shape.h < 2 && g.blobs[b].shape.w < 2) {
         return Status(StatusCode::kInvalidArgument, "feature layer \"" + name + "\" is not a spatial feature map");
       }
