@@ -602,7 +602,8 @@ def selftest_dump(model_path, out_dir, probe_layers):
     net = KerasGraph(topo, weights, outputs=None).eval()
     out_names = list(net.output_names)
     probes = KerasGraph(topo, weights, outputs=probe_layers).eval()
-    x = selftest_input()
+    shp = net.input_shape or [None, 224, 224, 3]  # Inception V3 declares 299x299
+    x = selftest_input(shp[1], shp[2])
     os.makedirs(out_dir, exist_ok=True)
     x.tofile(os.path.join(out_dir, "input.bin"))
     with torch.no_grad():

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Checks scripts/tfjs_import.py against TensorFlow.js running the original nsfwjs MobileNetV2
-// (wasm backend). Python writes a fixed input and its PyTorch outputs; tfjs runs the same input
-// through the original model; final and intermediate outputs must agree.
+// and Inception V3 (wasm backend). Python writes a fixed input and its PyTorch outputs; tfjs runs
+// the same input through the original model; final and intermediate outputs must agree.
 //
 //   node --test tests/js/tfjs_import.test.mjs
 // Env: PYTHON (default /usr/bin/python3).
@@ -17,26 +17,25 @@ import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const require = createRequire(import.meta.url);
-const modelDir = path.join(repo, 'node_modules', 'nsfwjs', 'dist', 'models', 'mobilenet_v2');
+const modelsDir = path.join(repo, 'node_modules', 'nsfwjs', 'dist', 'models');
 const python = process.env.PYTHON || '/usr/bin/python3';
 // Relative tolerance: max |torch - tfjs| / max |tfjs| per tensor. Both compute in f32 with
 // different summation orders; 1e-4 leaves room for that, a layout or padding bug gives ~1.
 const kRelTol = 1e-4;
 
 let tf;
-let dumpDir;
-let spec;
 
 function readF32(file) {
   const b = fs.readFileSync(file);
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
 
-async function loadOriginalModel() {
-  // model.min.js / group1-shard1of1.min.js are UMD modules: the model.json object and the
-  // base64 weight shard.
+async function loadOriginalModel(modelDir) {
+  // model.min.js / group1-shardKofN.min.js are UMD modules: the model.json object and the
+  // base64 weight shards.
   const modelJson = require(path.join(modelDir, 'model.min.js'));
-  const shard = Buffer.from(require(path.join(modelDir, 'group1-shard1of1.min.js')), 'base64');
+  const shard = Buffer.concat(modelJson.weightsManifest.flatMap((g) => g.paths).map(
+      (p) => Buffer.from(require(path.join(modelDir, `${p}.min.js`)), 'base64')));
   const weightSpecs = modelJson.weightsManifest.flatMap((g) => g.weights);
   const weightData = shard.buffer.slice(shard.byteOffset, shard.byteOffset + shard.byteLength);
   return tf.loadLayersModel(
@@ -50,16 +49,20 @@ before(async () => {
       path.join(repo, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist') + path.sep);
   assert.ok(await tf.setBackend('wasm'), 'tfjs wasm backend failed to initialise');
   await tf.ready();
-  dumpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-import-'));
-  execFileSync(python, [path.join(repo, 'scripts', 'tfjs_import.py'), modelDir,
-    '--selftest-dump', dumpDir], { stdio: 'inherit' });
-  spec = JSON.parse(fs.readFileSync(path.join(dumpDir, 'selftest.json'), 'utf8'));
 });
 
-test('PyTorch port of the nsfwjs MobileNetV2 matches tfjs (wasm) on final and inner outputs',
-    async () => {
+// Runs the PyTorch port (tfjs_import.py --selftest-dump) and the original model in tfjs on the
+// same input; every probed output must agree.
+async function compareWithTfjs(modelName, probes) {
+  const modelDir = path.join(modelsDir, modelName);
+  const dumpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-import-'));
+  const args = [path.join(repo, 'scripts', 'tfjs_import.py'), modelDir, '--selftest-dump', dumpDir];
+  if (probes) args.push('--probe', probes);
+  execFileSync(python, args, { stdio: 'inherit' });
+  const spec = JSON.parse(fs.readFileSync(path.join(dumpDir, 'selftest.json'), 'utf8'));
+  {
       assert.equal(tf.getBackend(), 'wasm');
-      const model = await loadOriginalModel();
+      const model = await loadOriginalModel(modelDir);
       const names = Object.keys(spec.outputs);
       const probe = tf.model({
         inputs: model.inputs,
@@ -91,4 +94,13 @@ test('PyTorch port of the nsfwjs MobileNetV2 matches tfjs (wasm) on final and in
       }
       tf.dispose([input, ...outs]);
       fs.rmSync(dumpDir, { recursive: true, force: true });
-    });
+  }
+}
+
+test('PyTorch port of the nsfwjs MobileNetV2 matches tfjs (wasm) on final and inner outputs',
+    () => compareWithTfjs('mobilenet_v2'));
+
+// Inception V3 adds what MobileNetV2 lacks: 1x7/7x1 convolutions, 'valid' stems, branch
+// concatenations and 'same' average pooling that divides by the taps inside the image.
+test('PyTorch port of the nsfwjs Inception V3 matches tfjs (wasm) on final and inner outputs',
+    () => compareWithTfjs('inception_v3', 'mixed0,mixed2,mixed4,mixed7'));
