@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from oneclass_research import DATA, auc, cached_rows, common_args, list_dir, load_image, splits  # noqa: E402
-from oneclass_aug_research import SETTINGS, fit, projection, score_maps, smooth  # noqa: E402
+from oneclass_research import DATA, cached_rows, common_args, list_dir, load_image, splits  # noqa: E402
+from oneclass_aug_research import format_results, projection, score_settings  # noqa: E402
 import tfjs_import  # noqa: E402
 
 LAYERS = ["mixed0", "mixed2", "mixed4", "mixed7"]
@@ -76,15 +76,8 @@ def main():
                 for mask in masks:
                     m = torch.from_numpy(mask)
                     xn = x[:len(normal)]
-                    test = torch.cat([xn[~m], x[len(normal):]])
-                    n_test_normal = int((~m).sum())
-                    for key, eps, sigma in SETTINGS:
-                        maps = smooth(score_maps(fit([xn[m]], 0, eps), test), sigma)
-                        s = maps.reshape(len(maps), -1).max(1).values.numpy()
-                        res.setdefault(key, []).append(auc(s[:n_test_normal], s[n_test_normal:]))
-                print(f"{ds} {'+'.join(names)} P={p}: " + "  ".join(
-                    f"{k}: {np.mean(r):.3f} ({', '.join(f'{v:.3f}' for v in r)})"
-                    for k, r in res.items()), flush=True)
+                    score_settings([xn[m]], torch.cat([xn[~m], x[len(normal):]]), int((~m).sum()), res)
+                print(f"{ds} {'+'.join(names)} P={p}: {format_results(res)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import tfjs_import  # noqa: E402
 from keras_mobilenetv2 import same_pads  # noqa: E402
-from oneclass_research import DATA, auc, cached_rows, list_dir, load_image, splits  # noqa: E402
-from oneclass_aug_research import SETTINGS, fit, projection, score_maps, smooth  # noqa: E402
+from oneclass_research import DATA, cached_rows, list_dir, load_image, splits  # noqa: E402
+from oneclass_aug_research import format_results, projection, score_settings  # noqa: E402
 
 MID_DIR = os.path.join(os.path.dirname(tfjs_import.NSFWJS_DIR), "mobilenet_v2_mid")
 BLOCKS = (3, 6, 13)
@@ -144,15 +144,8 @@ def main():
     for mask in splits("mt", len(normal), normal, [1, 2, 3], 0.7):
         m = torch.from_numpy(mask)
         xn = x[:len(normal)]
-        test = torch.cat([xn[~m], x[len(normal):]])
-        n_test_normal = int((~m).sum())
-        for key, eps, sigma in SETTINGS:
-            mp = smooth(score_maps(fit([xn[m]], 0, eps), test), sigma)
-            s = mp.reshape(len(mp), -1).max(1).values.numpy()
-            res.setdefault(key, []).append(auc(s[:n_test_normal], s[n_test_normal:]))
-    print(f"mt mobilenet_v2_mid ({width} channels -> 128): " + "  ".join(
-        f"{k}: {np.mean(r):.3f} ({', '.join(f'{v:.3f}' for v in r)})" for k, r in res.items()))
-
+        score_settings([xn[m]], torch.cat([xn[~m], x[len(normal):]]), int((~m).sum()), res)
+    print(f"mt mobilenet_v2_mid ({width} channels -> 128): {format_results(res)}")
 
 if __name__ == "__main__":
     main()
