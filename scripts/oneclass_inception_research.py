@@ -67,6 +67,8 @@ def main():
         masks = splits(ds, len(normal), normal, seeds, a.fit_fraction)
         for subset in a.subsets or [",".join(LAYERS)]:
             names = subset.split(",")
+            if any(n not in LAYERS for n in names):
+                sys.exit(f"--subsets {subset}: layers must be among {','.join(LAYERS)}")
             idx = np.concatenate([np.arange(offsets[LAYERS.index(n)], offsets[LAYERS.index(n) + 1])
                                   for n in names])
             x_sub = feats[..., torch.from_numpy(idx)]

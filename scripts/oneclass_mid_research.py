@@ -119,6 +119,8 @@ def main():
         sys.exit(f"oneclass_mid_research.py: {MID_DIR} not found: run `npm install`")
     g = GraphModel(MID_DIR)
     if a.check:
+        if not os.path.isfile(a.check):
+            sys.exit(f"--check {a.check}: no such file")
         x = torch.from_numpy(load_image(a.check, 224)).permute(2, 0, 1)[None]
         with torch.no_grad():
             (p,) = g.run(x, ["Identity"])

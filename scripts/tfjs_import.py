@@ -397,8 +397,7 @@ class _Layer(nn.Module):
             k = _pair(cfg["pool_size"])
             s = _pair(cfg.get("strides") or k)
             self.k, self.s = k, s
-            self.same = cfg.get("padding", "valid") == "same"
-            self.pad = KerasSamePad(k[0], s[0]) if self.same and cls == "MaxPooling2D" else None
+            self.same = cfg.get("padding", "valid") == "same"  # pads computed per input size
         elif cls == "ReLU":
             self.max_value = cfg.get("max_value")
             self.neg = cfg.get("negative_slope", 0.0) or 0.0
@@ -429,16 +428,16 @@ class _Layer(nn.Module):
         if cls == "ZeroPadding2D":
             return self.zp(x)
         if cls == "MaxPooling2D":
-            if self.pad is not None:
+            if self.same:
                 # TF pads 'same' max pooling with -inf, never winning the max.
                 t, b = same_pads(x.shape[2], self.k[0], self.s[0])
                 l, r = same_pads(x.shape[3], self.k[1], self.s[1])
                 x = nn.functional.pad(x, (l, r, t, b), value=float("-inf"))
             return nn.functional.max_pool2d(x, self.k, self.s)
         if cls == "AveragePooling2D":
-            if tuple(self.k) == tuple(x.shape[2:]) and not self.same:
-                return x.mean(dim=(2, 3), keepdim=True)  # exports as a global pool
             if not self.same:
+                if tuple(self.k) == tuple(x.shape[2:]):
+                    return x.mean(dim=(2, 3), keepdim=True)  # exports as a global pool
                 return nn.functional.avg_pool2d(x, self.k, self.s)
             # TF divides by the taps inside the image only (count_include_pad=False). torch pads
             # symmetrically, which matches TF's 'same' when the pads are even, e.g. stride 1 and

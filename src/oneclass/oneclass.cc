@@ -381,6 +381,7 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
         for (const Layer& l : g.layers) {
           if (l.name == name && !l.outputs.empty()) {
             hint = "; layer \"" + name + "\" writes blob \"" + g.blobs[l.outputs[0]].name + "\"";
+            break;
           }
         }
         return Status(StatusCode::kInvalidArgument,

@@ -18,8 +18,8 @@
 //      injected inline script / eval are blocked.
 //
 // The model is ANOMALENS_WEB_MODEL, else models/default.alm, else build/fixtures/allops.alm
-// (as tests/web), served scored in one pass per call (singlePassModel in corpus.mjs). No test depends on timing: waits are liveness bounds, generous for a busy
-// box. ANOMALENS_WATCH_FRAMES sets the watch-mode frame count (default 10800: an hour at 3 frames/s).
+// (as tests/web), served scored in one pass per call (singlePassModel in corpus.mjs). No test
+// depends on timing: waits are liveness bounds, generous for a busy box. ANOMALENS_WATCH_FRAMES sets the watch-mode frame count (default 10800: an hour at 3 frames/s).
 //
 //   node --test --test-reporter=spec tests/hostile/browser_robustness.test.mjs
 

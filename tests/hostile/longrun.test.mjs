@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Long run in the real wasm build under node: 10,000 classifications (encoded PNG/JPEG/GIF,
 // raw RGBA frames, and failing inputs interleaved) with models/default.alm when it exists
-// (scored in one pass: singlePassModel in corpus.mjs), else build/fixtures/allops.alm. After warm-up the wasm memory must not grow, the top of the
-// malloc heap must not creep up (a leak inside the existing memory), Embind must not pile up
-// handles, and every input must give exactly the verdict it gave the first time.
+// (scored in one pass: singlePassModel in corpus.mjs), else build/fixtures/allops.alm. After
+// warm-up the wasm memory must not grow, the top of the malloc heap must not creep up (a leak
+// inside the existing memory), Embind must not pile up handles, and every input must give
+// exactly the verdict it gave the first time.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';

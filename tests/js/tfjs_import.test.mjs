@@ -58,42 +58,43 @@ async function compareWithTfjs(modelName, probes) {
   const dumpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-import-'));
   const args = [path.join(repo, 'scripts', 'tfjs_import.py'), modelDir, '--selftest-dump', dumpDir];
   if (probes) args.push('--probe', probes);
-  execFileSync(python, args, { stdio: 'inherit' });
-  const spec = JSON.parse(fs.readFileSync(path.join(dumpDir, 'selftest.json'), 'utf8'));
-  {
-      assert.equal(tf.getBackend(), 'wasm');
-      const model = await loadOriginalModel(modelDir);
-      const names = Object.keys(spec.outputs);
-      const probe = tf.model({
-        inputs: model.inputs,
-        outputs: names.map((n) => model.getLayer(n).output),
-      });
-      const input = tf.tensor(readF32(path.join(dumpDir, 'input.bin')), spec.input_shape);
-      const outs = probe.predict(input);
-      const results = {};
-      for (let i = 0; i < names.length; ++i) {
-        const name = names[i];
-        const ref = await outs[i].data();
-        assert.deepEqual(outs[i].shape, spec.outputs[name].shape, `${name}: shape`);
-        const got = readF32(path.join(dumpDir, spec.outputs[name].file));
-        assert.equal(got.length, ref.length, `${name}: element count`);
-        let maxAbs = 0;
-        let maxRef = 0;
-        for (let j = 0; j < ref.length; ++j) {
-          maxAbs = Math.max(maxAbs, Math.abs(got[j] - ref[j]));
-          maxRef = Math.max(maxRef, Math.abs(ref[j]));
-        }
-        results[name] = { maxAbsDiff: maxAbs, maxAbsRef: maxRef, rel: maxAbs / maxRef };
+  try {
+    execFileSync(python, args, { stdio: 'inherit' });
+    const spec = JSON.parse(fs.readFileSync(path.join(dumpDir, 'selftest.json'), 'utf8'));
+    assert.equal(tf.getBackend(), 'wasm');
+    const model = await loadOriginalModel(modelDir);
+    const names = Object.keys(spec.outputs);
+    const probe = tf.model({
+      inputs: model.inputs,
+      outputs: names.map((n) => model.getLayer(n).output),
+    });
+    const input = tf.tensor(readF32(path.join(dumpDir, 'input.bin')), spec.input_shape);
+    const outs = probe.predict(input);
+    const results = {};
+    for (let i = 0; i < names.length; ++i) {
+      const name = names[i];
+      const ref = await outs[i].data();
+      assert.deepEqual(outs[i].shape, spec.outputs[name].shape, `${name}: shape`);
+      const got = readF32(path.join(dumpDir, spec.outputs[name].file));
+      assert.equal(got.length, ref.length, `${name}: element count`);
+      let maxAbs = 0;
+      let maxRef = 0;
+      for (let j = 0; j < ref.length; ++j) {
+        maxAbs = Math.max(maxAbs, Math.abs(got[j] - ref[j]));
+        maxRef = Math.max(maxRef, Math.abs(ref[j]));
       }
-      console.log(JSON.stringify(results, null, 1));
-      for (const [name, r] of Object.entries(results)) {
-        assert.ok(r.maxAbsRef > 0, `${name}: reference is all zeros, test would be vacuous`);
-        assert.ok(r.rel <= kRelTol,
-            `${name}: max abs diff ${r.maxAbsDiff} vs max |ref| ${r.maxAbsRef} ` +
-            `(relative ${r.rel} > ${kRelTol})`);
-      }
-      tf.dispose([input, ...outs]);
-      fs.rmSync(dumpDir, { recursive: true, force: true });
+      results[name] = { maxAbsDiff: maxAbs, maxAbsRef: maxRef, rel: maxAbs / maxRef };
+    }
+    console.log(JSON.stringify(results, null, 1));
+    for (const [name, r] of Object.entries(results)) {
+      assert.ok(r.maxAbsRef > 0, `${name}: reference is all zeros, test would be vacuous`);
+      assert.ok(r.rel <= kRelTol,
+          `${name}: max abs diff ${r.maxAbsDiff} vs max |ref| ${r.maxAbsRef} ` +
+          `(relative ${r.rel} > ${kRelTol})`);
+    }
+    tf.dispose([input, ...outs]);
+  } finally {
+    fs.rmSync(dumpDir, { recursive: true, force: true });
   }
 }
 
