@@ -3,9 +3,12 @@
 // without crashing or allocating from unchecked sizes.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "model/float_array.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -37,6 +40,39 @@ TEST(ModelLoader, F16StorageMatchesF32WithinHalfPrecision) {
     ASSERT_EQ(x.size(), y.size());
     for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], 1e-3f * std::max(1.f, std::fabs(x[i])));
   }
+}
+
+// The widening both section readers share: exact f32 and f16 values (normal, subnormal,
+// signed zero), and the index of the first value that is not finite.
+TEST(ModelLoader, ReadFiniteFloatsWidensAndFindsTheFirstNonFinite) {
+  const float f32[] = {1.5f, -0.f, 3.0e-39f, -65504.f};
+  uint8_t bytes[sizeof f32];
+  for (size_t i = 0; i < 4; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &f32[i], 4);
+    for (int k = 0; k < 4; ++k) bytes[4 * i + k] = static_cast<uint8_t>(bits >> (8 * k));
+  }
+  float out[4];
+  EXPECT_EQ(read_finite_floats(bytes, FloatStorage::kF32, 4, out), -1);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(std::memcmp(&out[i], &f32[i], 4), 0) << i;
+
+  // f16: 1.0, -2.0, the smallest subnormal (2^-24), 65504, then +Inf and NaN.
+  const uint16_t f16[] = {0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00, 0x7e00};
+  uint8_t half_bytes[12];
+  for (size_t i = 0; i < 6; ++i) {
+    half_bytes[2 * i] = static_cast<uint8_t>(f16[i]);
+    half_bytes[2 * i + 1] = static_cast<uint8_t>(f16[i] >> 8);
+  }
+  float wide[6];
+  EXPECT_EQ(read_finite_floats(half_bytes, FloatStorage::kF16, 4, wide), -1);
+  EXPECT_EQ(wide[0], 1.f);
+  EXPECT_EQ(wide[1], -2.f);
+  EXPECT_EQ(wide[2], std::ldexp(1.f, -24));
+  EXPECT_EQ(wide[3], 65504.f);
+  EXPECT_EQ(read_finite_floats(half_bytes, FloatStorage::kF16, 6, wide), 4);
+  EXPECT_TRUE(std::isinf(wide[4]));
+  EXPECT_EQ(read_finite_floats(half_bytes + 10, FloatStorage::kF16, 1, wide), 0);
+  EXPECT_TRUE(std::isnan(wide[0]));
 }
 
 // Every file in bad/manifest.txt fails with the code it names.

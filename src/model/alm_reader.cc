@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "model/float_array.h"
 #include "model/model.h"
 #include "oneclass/oneclass.h"
 
@@ -35,25 +36,6 @@ uint32_t read_u32(const uint8_t* p) {
   return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
 }
 uint64_t read_u64(const uint8_t* p) { return uint64_t{read_u32(p)} | uint64_t{read_u32(p + 4)} << 32; }
-
-float half_to_float(uint16_t h) {
-  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t mant = h & 0x3ff;
-  float f;
-  if (exp == 0) {
-    f = std::ldexp(static_cast<float>(mant), -24);  // zero or subnormal
-  } else if (exp == 31) {
-    f = mant ? NAN : INFINITY;
-  } else {
-    f = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
-  }
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  bits |= sign;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -263,9 +245,9 @@ Status parse_tensors(const std::string& text, const uint8_t* weights, uint64_t w
     if (tensors->size() >= kMaxTensors) return invalid(where + ": more than 65536 tensors");
     const std::string& name = tok[0];
     if (!names.insert(name).second) return invalid(where + ": tensor \"" + name + "\" repeated");
-    size_t elem_bytes;
-    if (tok[1] == "f32") elem_bytes = 4;
-    else if (tok[1] == "f16") elem_bytes = 2;
+    FloatStorage storage;
+    if (tok[1] == "f32") storage = FloatStorage::kF32;
+    else if (tok[1] == "f16") storage = FloatStorage::kF16;
     else return Status(StatusCode::kUnsupported, where + ": dtype \"" + tok[1] + "\" (known: f32, f16)");
 
     WeightTensor t;
@@ -289,7 +271,7 @@ Status parse_tensors(const std::string& text, const uint8_t* weights, uint64_t w
     if (offset % 16 != 0) {
       return invalid(where + ": tensor \"" + name + "\" offset " + tok[3] + " is not a multiple of 16");
     }
-    const int64_t bytes = count * static_cast<int64_t>(elem_bytes);
+    const int64_t bytes = count * (storage == FloatStorage::kF32 ? 4 : 2);
     if (static_cast<uint64_t>(offset) > weights_size ||
         static_cast<uint64_t>(bytes) > weights_size - static_cast<uint64_t>(offset)) {
       return invalid(where + ": tensor \"" + name + "\" [" + tok[3] + ", +" + std::to_string(bytes) +
@@ -299,20 +281,11 @@ Status parse_tensors(const std::string& text, const uint8_t* weights, uint64_t w
     if (total_bytes > kMaxWeightBytes) return invalid(where + ": weights exceed 512 MiB");
 
     t.data.resize(static_cast<size_t>(count));
-    const uint8_t* src = weights + offset;
-    for (int64_t k = 0; k < count; ++k) {
-      float value;
-      if (elem_bytes == 4) {
-        uint32_t bits = read_u32(src + 4 * k);
-        std::memcpy(&value, &bits, 4);
-      } else {
-        value = half_to_float(static_cast<uint16_t>(src[2 * k] | src[2 * k + 1] << 8));
-      }
-      if (!std::isfinite(value)) {
-        return invalid(where + ": tensor \"" + name + "\" element " + std::to_string(k) +
-                       " is " + (std::isnan(value) ? "NaN" : "infinite") + ", weights must be finite");
-      }
-      t.data[static_cast<size_t>(k)] = value;
+    const int64_t bad = read_finite_floats(weights + offset, storage, t.data.size(), t.data.data());
+    if (bad >= 0) {
+      return invalid(where + ": tensor \"" + name + "\" element " + std::to_string(bad) + " is " +
+                     (std::isnan(t.data[static_cast<size_t>(bad)]) ? "NaN" : "infinite") +
+                     ", weights must be finite");
     }
     tensors->push_back(std::move(t));
   }

@@ -529,10 +529,12 @@ class BuiltinEngine : public Engine {
   std::unique_ptr<Op> make_conv(const Graph& g, const Layer& l);
   std::unique_ptr<Op> make_fused_block(const Graph& g, const FusedBlock& block);
   std::unique_ptr<Op> make_pool(const Graph& g, const Layer& l);
-  // Pointers to every kernel tap's input pixel for each output pixel (row-major), `pad` for
-  // taps in the padding.
+  // Pointers to every kernel tap's input pixel for each output pixel, `pad` for taps in the
+  // padding. mr == 1: pixel by pixel (row-major), taps in row-major order. mr > 1 (the IGEMM
+  // layout): blocks of mr pixels, within a block tap by tap, mr rows per tap; rows past the
+  // last pixel repeat it (read, never stored).
   std::vector<const float*> tap_pointers(const Shape& is, const Shape& os, const Layer& l,
-                                         const float* in, const float* pad) const;
+                                         const float* in, const float* pad, size_t mr = 1) const;
   float* blob(int b) { return arena_ + offsets_[b]; }
 
   ThreadPool pool_;
@@ -593,20 +595,27 @@ Status BuiltinEngine::plan_memory(const Graph& g, const std::vector<FusedBlock>&
   return Status::Ok();
 }
 
+// One loop for every layout on purpose: tap_pointers has several callers, so binaryen keeps it
+// out of line and the engine builder stays small (a per-pixel loop inlined into it made V8
+// recompile the whole builder during the browser's first classify; docs/BENCHMARKS.md).
 std::vector<const float*> BuiltinEngine::tap_pointers(const Shape& is, const Shape& os, const Layer& l,
-                                                      const float* in, const float* pad) const {
+                                                      const float* in, const float* pad, size_t mr) const {
   const size_t taps = static_cast<size_t>(l.kernel_h) * l.kernel_w;
-  std::vector<const float*> ptrs(static_cast<size_t>(os.h) * os.w * taps);
+  const size_t pixels = static_cast<size_t>(os.h) * os.w;
+  const size_t blocks = (pixels + mr - 1) / mr;
+  std::vector<const float*> ptrs(blocks * taps * mr);
   size_t k = 0;
-  for (int oy = 0; oy < os.h; ++oy)
-    for (int ox = 0; ox < os.w; ++ox)
-      for (int ky = 0; ky < l.kernel_h; ++ky)
-        for (int kx = 0; kx < l.kernel_w; ++kx) {
-          const int iy = oy * l.stride_h - l.pad_top + ky * l.dilation_h;
-          const int ix = ox * l.stride_w - l.pad_left + kx * l.dilation_w;
-          const bool inside = iy >= 0 && iy < is.h && ix >= 0 && ix < is.w;
-          ptrs[k++] = inside ? in + (static_cast<size_t>(iy) * is.w + ix) * is.c : pad;
-        }
+  for (size_t b = 0; b < blocks; ++b)
+    for (size_t t = 0; t < taps; ++t)
+      for (size_t i = 0; i < mr; ++i) {
+        const size_t p = std::min(b * mr + i, pixels - 1);
+        const int oy = static_cast<int>(p / os.w), ox = static_cast<int>(p % os.w);
+        const int ky = static_cast<int>(t / l.kernel_w), kx = static_cast<int>(t % l.kernel_w);
+        const int iy = oy * l.stride_h - l.pad_top + ky * l.dilation_h;
+        const int ix = ox * l.stride_w - l.pad_left + kx * l.dilation_w;
+        const bool inside = iy >= 0 && iy < is.h && ix >= 0 && ix < is.w;
+        ptrs[k++] = inside ? in + (static_cast<size_t>(iy) * is.w + ix) * is.c : pad;
+      }
   return ptrs;
 }
 
@@ -682,18 +691,7 @@ std::unique_ptr<Op> BuiltinEngine::make_conv(const Graph& g, const Layer& l) {
                                     bias ? bias + gi * cout_g : nullptr,
                                     op->packed.data() + gi * op->packed_group_floats);
   }
-  // Regroup per-pixel tap pointers into MR-row blocks: block b, tap t, row i. Rows past the
-  // last pixel repeat it (read, never stored).
-  std::vector<const float*> per_pixel = tap_pointers(is, os, l, in, zeros_.data());
-  const size_t mr = cfg_->igemm_mr;
-  const size_t blocks = (pixels + mr - 1) / mr;
-  op->indirection.resize(blocks * taps * mr);
-  for (size_t b = 0; b < blocks; ++b)
-    for (size_t t = 0; t < taps; ++t)
-      for (size_t i = 0; i < mr; ++i) {
-        const size_t p = std::min(b * mr + i, pixels - 1);
-        op->indirection[(b * taps + t) * mr + i] = per_pixel[p * taps + t];
-      }
+  op->indirection = tap_pointers(is, os, l, in, zeros_.data(), cfg_->igemm_mr);
   op->zero = zeros_.data();
   op->c = out;
   op->pixels = pixels;

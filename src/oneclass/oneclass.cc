@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include "model/float_array.h"
+
 namespace anomalens {
 namespace {
 
@@ -207,12 +209,10 @@ Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, 
   p.mean.resize(p.locations() * p.dim);
   p.whiten.resize(p.locations() * p.tri());
   const uint8_t* q = data + kHeaderBytes;
-  for (float* dst : {p.mean.data(), p.whiten.data()}) {
-    const size_t n = dst == p.mean.data() ? p.mean.size() : p.whiten.size();
-    for (size_t i = 0; i < n; ++i, q += 4) {
-      dst[i] = get_f32(q);
-      if (!std::isfinite(dst[i])) return invalid("value " + std::to_string(i) + " is not finite");
-    }
+  for (std::vector<float>* dst : {&p.mean, &p.whiten}) {
+    const int64_t bad = read_finite_floats(q, FloatStorage::kF32, dst->size(), dst->data());
+    if (bad >= 0) return invalid("value " + std::to_string(bad) + " is not finite");
+    q += 4 * dst->size();
   }
   return p;
 }

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// Kept out of line, in its own function with two callers, for the browser's cold start: the
+// loop runs once per weight (700,000 times for the default model). Inlined into the model
+// parser, it made the whole parser hot, and V8 recompiled all of it with its optimising tier
+// while the first image was classified (docs/BENCHMARKS.md, cold start). binaryen inlines a
+// function with one caller whatever clang's `noinline` says, hence the two callers.
+#include "model/float_array.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace anomalens {
+namespace {
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
+  const uint32_t exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  float f;
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(mant), -24);  // zero or subnormal
+  } else if (exp == 31) {
+    f = mant ? NAN : INFINITY;
+  } else {
+    f = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
+  }
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  bits |= sign;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+}  // namespace
+
+int64_t read_finite_floats(const uint8_t* src, FloatStorage storage, size_t count, float* dst) {
+  for (size_t k = 0; k < count; ++k) {
+    float value;
+    if (storage == FloatStorage::kF32) {
+      const uint8_t* p = src + 4 * k;
+      const uint32_t bits = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+      std::memcpy(&value, &bits, 4);
+    } else {
+      value = half_to_float(static_cast<uint16_t>(src[2 * k] | src[2 * k + 1] << 8));
+    }
+    dst[k] = value;
+    if (!std::isfinite(value)) return static_cast<int64_t>(k);
+  }
+  return -1;
+}
+
+}  // namespace anomalens
