@@ -11,7 +11,7 @@
 //
 // Used for the cold-start notes in docs/BENCHMARKS.md. Numbers only; no assertion.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -40,6 +40,16 @@ if (argv[0] === '--child') {
 } else {
   const core = path.resolve(opt('--core', path.join(root, 'web/core/anomalens_core')));
   const runs = Number(opt('--runs', 5));
+  if (!Number.isInteger(runs) || runs < 1) {
+    console.error('usage: node bench/first_run.mjs [--core PATH_WITHOUT_EXTENSION] [--runs N>=1] [--trace]');
+    process.exit(2);
+  }
+  for (const ext of ['.js', '.wasm']) {
+    if (!existsSync(core + ext)) {
+      console.error(`first_run: ${core + ext} not found (build it: ./scripts/build.sh wasm)`);
+      process.exit(2);
+    }
+  }
   const self = fileURLToPath(import.meta.url);
   const rows = [];
   for (let i = 0; i < runs; i++) {

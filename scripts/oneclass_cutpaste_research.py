@@ -155,8 +155,8 @@ def trainable(name, spec):
     if spec == "all":
         return True
     m = re.fullmatch(r"from:block_(\d+)", spec)
-    if not m:
-        raise SystemExit(f"--layers-to-train: 'all' or 'from:block_N', not {spec!r}")
+    if not m or int(m.group(1)) > 13:
+        raise SystemExit(f"--layers-to-train: 'all' or 'from:block_N' (N <= 13), not {spec!r}")
     b = re.match(r"block_(\d+)_", name)
     return bool(b) and int(b.group(1)) >= int(m.group(1))
 
@@ -268,6 +268,8 @@ def main():
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
     trainable("", a.layers_to_train)  # validates the option early
+    if not (a.minutes > 0 and a.epochs >= 1 and a.lr > 0 and a.batch >= 1 and 0 < a.fit_fraction < 1):
+        raise SystemExit("--minutes and --lr must be > 0, --epochs and --batch >= 1, --fit-fraction in (0, 1)")
 
     root = os.path.join(DATA, "magnetic_tile")
     normal, abnormal = list_dir(os.path.join(root, "normal")), list_dir(os.path.join(root, "abnormal"))

@@ -271,7 +271,7 @@ Status parse_tensors(const std::string& text, const uint8_t* weights, uint64_t w
     if (offset % 16 != 0) {
       return invalid(where + ": tensor \"" + name + "\" offset " + tok[3] + " is not a multiple of 16");
     }
-    const int64_t bytes = count * (storage == FloatStorage::kF32 ? 4 : 2);
+    const int64_t bytes = count * static_cast<int64_t>(stored_bytes(storage));
     if (static_cast<uint64_t>(offset) > weights_size ||
         static_cast<uint64_t>(bytes) > weights_size - static_cast<uint64_t>(offset)) {
       return invalid(where + ": tensor \"" + name + "\" [" + tok[3] + ", +" + std::to_string(bytes) +

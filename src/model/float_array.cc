@@ -33,16 +33,18 @@ float half_to_float(uint16_t h) {
 
 }  // namespace
 
+float read_le_f32(const uint8_t* p) {
+  const uint32_t bits = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
 int64_t read_finite_floats(const uint8_t* src, FloatStorage storage, size_t count, float* dst) {
   for (size_t k = 0; k < count; ++k) {
-    float value;
-    if (storage == FloatStorage::kF32) {
-      const uint8_t* p = src + 4 * k;
-      const uint32_t bits = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-      std::memcpy(&value, &bits, 4);
-    } else {
-      value = half_to_float(static_cast<uint16_t>(src[2 * k] | src[2 * k + 1] << 8));
-    }
+    const float value = storage == FloatStorage::kF32
+        ? read_le_f32(src + 4 * k)
+        : half_to_float(static_cast<uint16_t>(src[2 * k] | src[2 * k + 1] << 8));
     dst[k] = value;
     if (!std::isfinite(value)) return static_cast<int64_t>(k);
   }

@@ -23,12 +23,6 @@ Status invalid(const std::string& msg) { return Status(StatusCode::kInvalidModel
 uint32_t get_u32(const uint8_t* p) {
   return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
 }
-float get_f32(const uint8_t* p) {
-  const uint32_t bits = get_u32(p);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 void put_u64_at(std::vector<uint8_t>* b, size_t at, uint64_t v) {
   for (int i = 0; i < 8; ++i) (*b)[at + i] = static_cast<uint8_t>(v >> (8 * i));
 }
@@ -192,12 +186,12 @@ Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, 
   const uint32_t reduce = get_u32(data + 20);
   if (reduce > 1) return invalid("reduce " + std::to_string(reduce) + " must be 0 (max) or 1 (top 1% mean)");
   p.reduce = static_cast<OneClassReduce>(reduce);
-  p.threshold = get_f32(data + 24);
-  p.scale = get_f32(data + 28);
+  p.threshold = read_le_f32(data + 24);
+  p.scale = read_le_f32(data + 28);
   if (!std::isfinite(p.threshold) || !(p.threshold > 0)) return invalid("threshold must be a positive number");
   if (!std::isfinite(p.scale) || !(p.scale > 0)) return invalid("scale must be a positive number");
   p.fit_images = get_u32(data + 32);
-  p.smooth = get_f32(data + 36);  // zero in files written before it existed
+  p.smooth = read_le_f32(data + 36);  // zero in files written before it existed
   if (!std::isfinite(p.smooth) || p.smooth < 0 || p.smooth > kMaxSmooth) {
     return invalid("smoothing sigma must be in [0, 8] grid cells");
   }
