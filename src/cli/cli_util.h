@@ -33,8 +33,13 @@ std::vector<std::string> list_files(const std::string& dir);
 
 // --model, or models/default.alm (relative to the working directory, then to the binary).
 std::string model_path(const Args& args, const char* argv0);
+// --backend NAME; absent: xnnpack where the build has it, else builtin.
 Result<Backend> parse_backend(const std::string* name);
 Result<double> parse_number(const std::string& flag, const std::string& text, double lo, double hi);
+// --threads N in [1, 64]; absent: the machine's core count, at most kDefaultMaxThreads (each
+// thread holds a classifier and a decoded image, so the default stays modest on big machines).
+constexpr int kDefaultMaxThreads = 8;
+Result<int> parse_threads(const std::string* text);
 
 std::string json_string(const std::string& s);
 std::string json_number(double v);

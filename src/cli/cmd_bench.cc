@@ -16,12 +16,14 @@ int cmd_bench(int argc, char** argv) {
   if (!parsed.ok()) return cli::fail(parsed.status());
   const cli::Args& args = parsed.value();
   if (args.has("--help") || args.has("-h") || !args.positionals.empty()) {
-    std::fputs("usage: anomalens bench [--model FILE] [--backend builtin|xnnpack|reference]\n"
+    std::fputs("usage: anomalens bench [--model FILE] [--backend builtin (default)|xnnpack|reference]\n"
                "                       [--runs N (50)] [--warmup N (5)] [--threads N (1)] [--json]\n",
                args.positionals.empty() ? stdout : stderr);
     return args.positionals.empty() ? 0 : 2;
   }
-  Result<Backend> backend = cli::parse_backend(args.get("--backend"));
+  // The kernel benchmark: measures the builtin kernels unless told otherwise.
+  const std::string builtin = "builtin";
+  Result<Backend> backend = cli::parse_backend(args.get("--backend") ? args.get("--backend") : &builtin);
   if (!backend.ok()) return cli::fail(backend.status());
   int runs = 50, warmup = 5;
   if (const std::string* r = args.get("--runs")) {

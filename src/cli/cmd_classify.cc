@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "classifier/classifier.h"
+#include "cli/batch.h"
 #include "cli/cli_util.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -22,10 +23,13 @@ const char kHelp[] =
     "  --json             one JSON object per line: file, label, score, threshold\n"
     "                     (or file, error, code for an image that failed)\n"
     "  --threshold T      override the model's decision threshold (0..1)\n"
-    "  --backend B        builtin (default), xnnpack (native) or reference\n"
+    "  --backend B        xnnpack (default where built in), builtin (the web app's kernels:\n"
+    "                     its exact scores; scalar natively, so slower) or reference\n"
     "  --max-pixels N     refuse images declaring more pixels (default 64000000)\n"
     "  --heatmap DIR      one-class models: write DIR/<name>.heatmap.png, the image with its\n"
     "                     anomaly map overlaid (red = above the threshold)\n"
+    "  --threads N        images classified in parallel, one classifier each (default: the\n"
+    "                     machine's cores, at most 8); the output is the same for any N\n"
     "Directories are searched recursively. Exit status: 0 all classified, 1 some failed,\n"
     "2 bad usage or model.\n";
 // Gray version of the image blended with a colour ramp of the per-pixel scores: below 0.5
@@ -60,11 +64,59 @@ std::string heatmap_path(const std::string& dir, const std::string& file) {
   return dir + "/" + base + ".heatmap.png";
 }
 
+// What one image prints: its line for stdout, any message for stderr, and whether it failed.
+struct ImageOutcome {
+  std::string out, err;
+  bool failed = false;
+};
+
+ImageOutcome classify_one(Classifier& clf, const std::string& file, bool json, const std::string* heatmap_dir) {
+  ImageOutcome o;
+  Result<std::vector<uint8_t>> bytes = cli::read_file(file);
+  Result<Verdict> v = bytes.ok() ? clf.classify_encoded(bytes.value().data(), bytes.value().size())
+                                 : Result<Verdict>(bytes.status());
+  if (!v.ok()) {
+    o.failed = true;
+    if (json) {
+      o.out = "{\"file\":" + cli::json_string(file) + ",\"error\":" + cli::json_string(v.status().message()) +
+              ",\"code\":\"" + status_code_name(v.status().code()) + "\"}\n";
+    } else {
+      o.err = file + ": error: " + v.status().to_string() + "\n";
+    }
+    return o;
+  }
+  const Verdict& r = v.value();
+  std::string overlay;
+  if (heatmap_dir) {
+    Result<Image> image = decode_image(bytes.value().data(), bytes.value().size(), clf.decode_options());
+    overlay = heatmap_path(*heatmap_dir, file);
+    if (!image.ok() || image.value().width != r.heatmap_width || image.value().height != r.heatmap_height ||
+        !write_overlay(overlay, image.value(), r)) {
+      o.err = file + ": error: cannot write heatmap " + overlay + "\n";
+      overlay.clear();
+      o.failed = true;
+    }
+  }
+  if (json) {
+    std::string extra;
+    if (clf.is_oneclass()) extra += ",\"distance\":" + cli::json_number(r.distance);
+    if (!overlay.empty()) extra += ",\"heatmap\":" + cli::json_string(overlay);
+    o.out = "{\"file\":" + cli::json_string(file) + ",\"label\":" + cli::json_string(r.label) +
+            ",\"score\":" + cli::json_number(r.score) + ",\"threshold\":" + cli::json_number(r.threshold) + extra +
+            "}\n";
+  } else {
+    char score[32];
+    std::snprintf(score, sizeof score, "%.4f", r.score);
+    o.out = file + "\t" + r.label + "\t" + score + "\n";
+  }
+  return o;
+}
+
 }  // namespace
 
 int cmd_classify(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--model", "--threshold", "--backend", "--max-pixels", "--heatmap"}, {"--json", "--help", "-h"});
+      {"--model", "--threshold", "--backend", "--max-pixels", "--heatmap", "--threads"}, {"--json", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
   const cli::Args& args = parsed.value();
   if (args.has("--help") || args.has("-h")) {
@@ -77,33 +129,22 @@ int cmd_classify(int argc, char** argv) {
   }
   Result<Backend> backend = cli::parse_backend(args.get("--backend"));
   if (!backend.ok()) return cli::fail(backend.status());
-  Result<std::unique_ptr<Classifier>> created =
-      Classifier::create_from_file(cli::model_path(args, argv[0]), backend.value());
-  if (!created.ok()) return cli::fail(created.status());
-  Classifier& clf = *created.value();
+  Result<int> threads = cli::parse_threads(args.get("--threads"));
+  if (!threads.ok()) return cli::fail(threads.status());
+  float threshold = -1;
   if (const std::string* t = args.get("--threshold")) {
     Result<double> v = cli::parse_number("--threshold", *t, 0, 1);
     if (!v.ok()) return cli::fail(v.status());
-    clf.set_threshold(static_cast<float>(v.value()));
+    threshold = static_cast<float>(v.value());
   }
+  int64_t max_pixels = -1;
   if (const std::string* m = args.get("--max-pixels")) {
     Result<double> v = cli::parse_number("--max-pixels", *m, 1, 4e12);
     if (!v.ok()) return cli::fail(v.status());
-    clf.decode_options().max_pixels = static_cast<int64_t>(v.value());
+    max_pixels = static_cast<int64_t>(v.value());
   }
   const bool json = args.has("--json");
   const std::string* heatmap_dir = args.get("--heatmap");
-  if (heatmap_dir) {
-    if (!clf.is_oneclass()) {
-      return cli::fail(Status(StatusCode::kInvalidArgument,
-                              "--heatmap needs a one-class model (output=oneclass, made by anomalens fit)"));
-    }
-    mkdir(heatmap_dir->c_str(), 0777);
-    if (!cli::is_directory(*heatmap_dir)) {
-      return cli::fail(Status(StatusCode::kIoError, "--heatmap " + *heatmap_dir + ": cannot create the directory"));
-    }
-    clf.set_heatmap(true);
-  }
 
   std::vector<std::string> files;
   for (const std::string& p : args.positionals) {
@@ -113,45 +154,42 @@ int cmd_classify(int argc, char** argv) {
       files.push_back(p);
     }
   }
-  int failures = 0;
-  for (const std::string& file : files) {
-    Result<std::vector<uint8_t>> bytes = cli::read_file(file);
-    Result<Verdict> v = bytes.ok() ? clf.classify_encoded(bytes.value().data(), bytes.value().size())
-                                   : Result<Verdict>(bytes.status());
-    if (!v.ok()) {
-      ++failures;
-      if (json) {
-        std::printf("{\"file\":%s,\"error\":%s,\"code\":\"%s\"}\n", cli::json_string(file).c_str(),
-                    cli::json_string(v.status().message()).c_str(), status_code_name(v.status().code()));
-      } else {
-        std::fprintf(stderr, "%s: error: %s\n", file.c_str(), v.status().to_string().c_str());
-      }
-      continue;
-    }
-    const Verdict& r = v.value();
-    std::string overlay;
+  // One classifier per thread; more threads than files would only load the model for nothing.
+  const int n_threads = std::max(1, std::min<int>(threads.value(), static_cast<int>(files.size())));
+  std::vector<std::unique_ptr<Classifier>> classifiers;
+  for (int i = 0; i < n_threads; ++i) {
+    Result<std::unique_ptr<Classifier>> created =
+        Classifier::create_from_file(cli::model_path(args, argv[0]), backend.value());
+    if (!created.ok()) return cli::fail(created.status());
+    Classifier& clf = *created.value();
+    if (threshold >= 0) clf.set_threshold(threshold);
+    if (max_pixels > 0) clf.decode_options().max_pixels = max_pixels;
     if (heatmap_dir) {
-      Result<Image> image = decode_image(bytes.value().data(), bytes.value().size(), clf.decode_options());
-      overlay = heatmap_path(*heatmap_dir, file);
-      if (!image.ok() || image.value().width != r.heatmap_width || image.value().height != r.heatmap_height ||
-          !write_overlay(overlay, image.value(), r)) {
-        std::fprintf(stderr, "%s: error: cannot write heatmap %s\n", file.c_str(), overlay.c_str());
-        overlay.clear();
-        ++failures;
+      if (!clf.is_oneclass()) {
+        return cli::fail(Status(StatusCode::kInvalidArgument,
+                                "--heatmap needs a one-class model (output=oneclass, made by anomalens fit)"));
       }
+      clf.set_heatmap(true);
     }
-    if (json) {
-      std::string extra;
-      if (clf.is_oneclass()) extra += ",\"distance\":" + cli::json_number(r.distance);
-      if (!overlay.empty()) extra += ",\"heatmap\":" + cli::json_string(overlay);
-      std::printf("{\"file\":%s,\"label\":%s,\"score\":%s,\"threshold\":%s%s}\n",
-                  cli::json_string(file).c_str(), cli::json_string(r.label).c_str(),
-                  cli::json_number(r.score).c_str(), cli::json_number(r.threshold).c_str(), extra.c_str());
-    } else {
-      std::printf("%s\t%s\t%.4f\n", file.c_str(), r.label.c_str(), r.score);
-    }
-    std::fflush(stdout);
+    classifiers.push_back(std::move(created).value());
   }
+  if (heatmap_dir) {
+    mkdir(heatmap_dir->c_str(), 0777);
+    if (!cli::is_directory(*heatmap_dir)) {
+      return cli::fail(Status(StatusCode::kIoError, "--heatmap " + *heatmap_dir + ": cannot create the directory"));
+    }
+  }
+
+  int failures = 0;
+  cli::ordered_parallel_for<ImageOutcome>(
+      files.size(), n_threads,
+      [&](int worker, size_t i) { return classify_one(*classifiers[worker], files[i], json, heatmap_dir); },
+      [&](size_t, ImageOutcome& o) {
+        if (o.failed) ++failures;
+        std::fputs(o.err.c_str(), stderr);
+        std::fputs(o.out.c_str(), stdout);
+        std::fflush(stdout);
+      });
   if (failures > 0 && !json) {
     std::fprintf(stderr, "%d of %zu image(s) failed\n", failures, files.size());
   }

@@ -8,6 +8,7 @@
 
 #include "classifier/classifier.h"
 #include "classifier/metrics.h"
+#include "cli/batch.h"
 #include "cli/cli_util.h"
 
 namespace anomalens {
@@ -20,9 +21,12 @@ const char kHelp[] =
     "  --model FILE       .alm model (default models/default.alm)\n"
     "  --json             print the metrics as one JSON object\n"
     "  --threshold T      override the model's decision threshold (0..1)\n"
-    "  --backend B        builtin (default), xnnpack (native) or reference\n"
+    "  --backend B        xnnpack (default where built in), builtin (the web app's kernels:\n"
+    "                     its exact scores; scalar natively, so slower) or reference\n"
     "  --worst N          list the N most confidently wrong images (default 10)\n"
-    "  --report FILE      write an HTML report (ROC curve, confusion matrix, worst images)\n";
+    "  --report FILE      write an HTML report (ROC curve, confusion matrix, worst images)\n"
+    "  --threads N        images classified in parallel, one classifier each (default: the\n"
+    "                     machine's cores, at most 8); the metrics are the same for any N\n";
 
 struct Scored {
   std::string file;
@@ -72,7 +76,7 @@ void write_report(const std::string& path, const std::string& model, const Binar
 
 int cmd_eval(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--model", "--threshold", "--backend", "--worst", "--report"}, {"--json", "--help", "-h"});
+      {"--model", "--threshold", "--backend", "--worst", "--report", "--threads"}, {"--json", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
   const cli::Args& args = parsed.value();
   if (args.has("--help") || args.has("-h")) {
@@ -89,14 +93,13 @@ int cmd_eval(int argc, char** argv) {
   }
   Result<Backend> backend = cli::parse_backend(args.get("--backend"));
   if (!backend.ok()) return cli::fail(backend.status());
-  const std::string model_file = cli::model_path(args, argv[0]);
-  Result<std::unique_ptr<Classifier>> created = Classifier::create_from_file(model_file, backend.value());
-  if (!created.ok()) return cli::fail(created.status());
-  Classifier& clf = *created.value();
+  Result<int> threads = cli::parse_threads(args.get("--threads"));
+  if (!threads.ok()) return cli::fail(threads.status());
+  float threshold_override = -1;
   if (const std::string* t = args.get("--threshold")) {
     Result<double> v = cli::parse_number("--threshold", *t, 0, 1);
     if (!v.ok()) return cli::fail(v.status());
-    clf.set_threshold(static_cast<float>(v.value()));
+    threshold_override = static_cast<float>(v.value());
   }
   size_t worst_n = 10;
   if (const std::string* w = args.get("--worst")) {
@@ -106,22 +109,40 @@ int cmd_eval(int argc, char** argv) {
   }
   const bool json = args.has("--json");
 
+  std::vector<Scored> inputs;  // every file with its label, normal ones first
+  for (int label = 0; label < 2; ++label) {
+    for (const std::string& file : cli::list_files(dir + (label ? "/abnormal" : "/normal"))) {
+      inputs.push_back({file, label, 0});
+    }
+  }
+  const std::string model_file = cli::model_path(args, argv[0]);
+  const int n_threads = std::max(1, std::min<int>(threads.value(), static_cast<int>(inputs.size())));
+  std::vector<std::unique_ptr<Classifier>> classifiers;  // one per thread
+  for (int i = 0; i < n_threads; ++i) {
+    Result<std::unique_ptr<Classifier>> created = Classifier::create_from_file(model_file, backend.value());
+    if (!created.ok()) return cli::fail(created.status());
+    if (threshold_override >= 0) created.value()->set_threshold(threshold_override);
+    classifiers.push_back(std::move(created).value());
+  }
+
   std::vector<Scored> scored;
   std::vector<std::pair<std::string, std::string>> failed;
   float threshold = 0;
-  for (int label = 0; label < 2; ++label) {
-    for (const std::string& file : cli::list_files(dir + (label ? "/abnormal" : "/normal"))) {
-      Result<std::vector<uint8_t>> bytes = cli::read_file(file);
-      Result<Verdict> v = bytes.ok() ? clf.classify_encoded(bytes.value().data(), bytes.value().size())
-                                     : Result<Verdict>(bytes.status());
-      if (!v.ok()) {
-        failed.emplace_back(file, v.status().to_string());
-        continue;
-      }
-      threshold = v.value().threshold;
-      scored.push_back({file, label, v.value().score});
-    }
-  }
+  cli::ordered_parallel_for<Result<Verdict>>(
+      inputs.size(), n_threads,
+      [&](int worker, size_t i) {
+        Result<std::vector<uint8_t>> bytes = cli::read_file(inputs[i].file);
+        return bytes.ok() ? classifiers[worker]->classify_encoded(bytes.value().data(), bytes.value().size())
+                          : Result<Verdict>(bytes.status());
+      },
+      [&](size_t i, Result<Verdict>& v) {
+        if (!v.ok()) {
+          failed.emplace_back(inputs[i].file, v.status().to_string());
+          return;
+        }
+        threshold = v.value().threshold;
+        scored.push_back({inputs[i].file, inputs[i].label, v.value().score});
+      });
   std::vector<float> scores;
   std::vector<int> labels;
   for (const Scored& s : scored) {

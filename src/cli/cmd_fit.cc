@@ -33,7 +33,10 @@ const char kHelp[] =
     "  --shrinkage E      covariance += E * trace/D * I (default 0.01)\n"
     "  --augment A        fit-time augmentation: none (default), hflip, flips (hflip,vflip,\n"
     "                     rot180) or a comma list; each adds one backbone pass per image\n"
-    "  --backend B        builtin (default), xnnpack (native) or reference\n"
+    "  --backend B        xnnpack (default where built in), builtin (the web app's kernels:\n"
+    "                     its exact scores; scalar natively, so slower) or reference\n"
+    "  --threads N        threads that run the backbone (default: the machine's cores, at most\n"
+    "                     8); with the builtin backend the fitted model is the same for any N\n"
     "  -o, --output FILE  where to write the fitted .alm\n"
     "  --quiet            no progress bar\n";
 
@@ -69,7 +72,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 int cmd_fit(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--smooth", "--shrinkage", "--backend", "-o",
+      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--smooth", "--shrinkage", "--backend", "--threads", "-o",
        "--output"},
       {"--quiet", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
@@ -132,6 +135,9 @@ int cmd_fit(int argc, char** argv) {
   }
   Result<Backend> backend = cli::parse_backend(args.get("--backend"));
   if (!backend.ok()) return cli::fail(backend.status());
+  Result<int> threads = cli::parse_threads(args.get("--threads"));
+  if (!threads.ok()) return cli::fail(threads.status());
+  options.threads = threads.value();
   const bool quiet = args.has("--quiet");
 
   cli::Args base_args;
