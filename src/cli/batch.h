@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "classifier/classifier.h"
+
 namespace anomalens {
 namespace cli {
 
@@ -72,6 +74,23 @@ void ordered_parallel_for(size_t n, int threads, const std::function<Outcome(int
     }
   }
   for (std::thread& t : pool) t.join();
+}
+
+// One classifier of `model_file` per batch thread (no more than there are items), each set up
+// by `configure` (threshold, decode limits, ...). Fails with the first error.
+inline Result<std::vector<std::unique_ptr<Classifier>>> batch_classifiers(
+    const std::string& model_file, Backend backend, int threads, size_t items,
+    const std::function<Status(Classifier&)>& configure) {
+  const int count = std::max(1, std::min<int>(threads, static_cast<int>(std::min<size_t>(items, 64))));
+  std::vector<std::unique_ptr<Classifier>> out;
+  for (int i = 0; i < count; ++i) {
+    Result<std::unique_ptr<Classifier>> created = Classifier::create_from_file(model_file, backend);
+    if (!created.ok()) return created.status();
+    Status s = configure(*created.value());
+    if (!s.ok()) return s;
+    out.push_back(std::move(created).value());
+  }
+  return out;
 }
 
 }  // namespace cli

@@ -154,25 +154,21 @@ int cmd_classify(int argc, char** argv) {
       files.push_back(p);
     }
   }
-  // One classifier per thread; more threads than files would only load the model for nothing.
-  const int n_threads = std::max(1, std::min<int>(threads.value(), static_cast<int>(files.size())));
-  std::vector<std::unique_ptr<Classifier>> classifiers;
-  for (int i = 0; i < n_threads; ++i) {
-    Result<std::unique_ptr<Classifier>> created =
-        Classifier::create_from_file(cli::model_path(args, argv[0]), backend.value());
-    if (!created.ok()) return cli::fail(created.status());
-    Classifier& clf = *created.value();
-    if (threshold >= 0) clf.set_threshold(threshold);
-    if (max_pixels > 0) clf.decode_options().max_pixels = max_pixels;
-    if (heatmap_dir) {
-      if (!clf.is_oneclass()) {
-        return cli::fail(Status(StatusCode::kInvalidArgument,
-                                "--heatmap needs a one-class model (output=oneclass, made by anomalens fit)"));
-      }
-      clf.set_heatmap(true);
-    }
-    classifiers.push_back(std::move(created).value());
-  }
+  Result<std::vector<std::unique_ptr<Classifier>>> made = cli::batch_classifiers(
+      cli::model_path(args, argv[0]), backend.value(), threads.value(), files.size(), [&](Classifier& clf) {
+        if (threshold >= 0) ANOMALENS_RETURN_IF_ERROR(clf.set_threshold(threshold));
+        if (max_pixels > 0) clf.decode_options().max_pixels = max_pixels;
+        if (heatmap_dir) {
+          if (!clf.is_oneclass()) {
+            return Status(StatusCode::kInvalidArgument,
+                          "--heatmap needs a one-class model (output=oneclass, made by anomalens fit)");
+          }
+          clf.set_heatmap(true);
+        }
+        return Status::Ok();
+      });
+  if (!made.ok()) return cli::fail(made.status());
+  const std::vector<std::unique_ptr<Classifier>>& classifiers = made.value();
   if (heatmap_dir) {
     mkdir(heatmap_dir->c_str(), 0777);
     if (!cli::is_directory(*heatmap_dir)) {
@@ -182,7 +178,7 @@ int cmd_classify(int argc, char** argv) {
 
   int failures = 0;
   cli::ordered_parallel_for<ImageOutcome>(
-      files.size(), n_threads,
+      files.size(), static_cast<int>(classifiers.size()),
       [&](int worker, size_t i) { return classify_one(*classifiers[worker], files[i], json, heatmap_dir); },
       [&](size_t, ImageOutcome& o) {
         if (o.failed) ++failures;

@@ -116,20 +116,19 @@ int cmd_eval(int argc, char** argv) {
     }
   }
   const std::string model_file = cli::model_path(args, argv[0]);
-  const int n_threads = std::max(1, std::min<int>(threads.value(), static_cast<int>(inputs.size())));
-  std::vector<std::unique_ptr<Classifier>> classifiers;  // one per thread
-  for (int i = 0; i < n_threads; ++i) {
-    Result<std::unique_ptr<Classifier>> created = Classifier::create_from_file(model_file, backend.value());
-    if (!created.ok()) return cli::fail(created.status());
-    if (threshold_override >= 0) created.value()->set_threshold(threshold_override);
-    classifiers.push_back(std::move(created).value());
-  }
+  Result<std::vector<std::unique_ptr<Classifier>>> made = cli::batch_classifiers(
+      model_file, backend.value(), threads.value(), inputs.size(), [&](Classifier& clf) {
+        if (threshold_override >= 0) ANOMALENS_RETURN_IF_ERROR(clf.set_threshold(threshold_override));
+        return Status::Ok();
+      });
+  if (!made.ok()) return cli::fail(made.status());
+  const std::vector<std::unique_ptr<Classifier>>& classifiers = made.value();
 
   std::vector<Scored> scored;
   std::vector<std::pair<std::string, std::string>> failed;
   float threshold = 0;
   cli::ordered_parallel_for<Result<Verdict>>(
-      inputs.size(), n_threads,
+      inputs.size(), static_cast<int>(classifiers.size()),
       [&](int worker, size_t i) {
         Result<std::vector<uint8_t>> bytes = cli::read_file(inputs[i].file);
         return bytes.ok() ? classifiers[worker]->classify_encoded(bytes.value().data(), bytes.value().size())
