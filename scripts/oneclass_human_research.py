@@ -47,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import tfjs_import  # noqa: E402
 from keras_mobilenetv2 import same_pads  # noqa: E402
+from oneclass_mid_research import fused_bias_activation  # noqa: E402
 from oneclass_research import DATA, cached_rows, common_args, list_dir, load_image, splits  # noqa: E402
 from oneclass_aug_research import format_results, projection, score_settings  # noqa: E402
 
@@ -248,12 +249,7 @@ class TFGraph:
         else:
             y = F.conv2d(x, w.permute(3, 2, 0, 1), None, (st[1], st[2]))
         if op.startswith("Fused") or op.startswith("_Fused"):
-            fused = [base64.b64decode(v).decode() for v in n["attr"]["fused_ops"]["list"]["s"]]
-            if fused[0] != "BiasAdd" or any(f not in ("Relu6", "Relu") for f in fused[1:]):
-                raise SystemExit(f"{n['name']}: fused ops {fused}")
-            y = y + ins[2].view(1, -1, 1, 1)
-            for f in fused[1:]:
-                y = y.clamp(0, 6) if f == "Relu6" else y.clamp_min(0)
+            y = fused_bias_activation(n, y, ins[2])
         return y.permute(0, 2, 3, 1)
 
 
@@ -286,6 +282,10 @@ def main():
     ap.add_argument("--check", metavar="IMAGE", action="append")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    if not os.path.isdir(a.models):
+        ap.error(f"--models {a.models}: not a folder (the models/ of the extracted npm package)")
+    if a.size < 32 or a.grid < 0 or a.threads < 1:
+        ap.error("--size must be at least 32, --grid at least 0 (0: size/16), --threads at least 1")
     torch.set_num_threads(a.threads)
     grid = a.grid or a.size // 16
     for bname in a.backbone or ["centernet"]:

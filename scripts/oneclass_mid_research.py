@@ -35,6 +35,17 @@ MID_DIR = os.path.join(os.path.dirname(tfjs_import.NSFWJS_DIR), "mobilenet_v2_mi
 BLOCKS = (3, 6, 13)
 
 
+def fused_bias_activation(node, y, bias):
+    """The BiasAdd[, Relu|Relu6] a TF.js fused convolution node carries, on NCHW output y."""
+    fused = [base64.b64decode(v).decode() for v in node["attr"]["fused_ops"]["list"]["s"]]
+    if fused[0] != "BiasAdd" or any(f not in ("Relu6", "Relu") for f in fused[1:]):
+        raise SystemExit(f"{node['name']}: fused ops {fused}")
+    y = y + bias.view(1, -1, 1, 1)
+    for f in fused[1:]:
+        y = y.clamp(0, 6) if f == "Relu6" else y.clamp_min(0)
+    return y
+
+
 class GraphModel:
     """Evaluates the nodes a MobileNet-style TF.js graph model needs, NCHW, on demand."""
 
@@ -100,13 +111,7 @@ class GraphModel:
             y = F.conv2d(x, w.permute(3, 2, 0, 1), None, (st[1], st[2]))
         else:
             y = F.conv2d(x, w.permute(2, 3, 0, 1), None, (st[1], st[2]), groups=w.shape[2])
-        fused = [base64.b64decode(v).decode() for v in n["attr"]["fused_ops"]["list"]["s"]]
-        if fused[0] != "BiasAdd" or any(f not in ("Relu6", "Relu") for f in fused[1:]):
-            raise SystemExit(f"{n['name']}: fused ops {fused}")
-        y = y + ins[2].view(1, -1, 1, 1)
-        for f in fused[1:]:
-            y = y.clamp(0, 6) if f == "Relu6" else y.clamp_min(0)
-        return y
+        return fused_bias_activation(n, y, ins[2])
 
 
 def main():

@@ -84,6 +84,15 @@ def main():
     ap.add_argument("--no-singles", action="store_true",
                     help="only the concatenations (no single detectors, no score / map fusion)")
     a = ap.parse_args()
+    try:
+        dims = [int(v) for v in a.dims.split(",")]
+        cn_sizes = [int(v) for v in a.cn_sizes.split(",")]
+    except ValueError:
+        ap.error("--dims and --cn-sizes take comma lists of whole numbers")
+    if any(d < 1 for d in dims) or any(s < 32 or s % 16 for s in cn_sizes):
+        ap.error("--dims must be positive; --cn-sizes multiples of 16, at least 32")
+    if a.folds < 2 or a.threads < 1:
+        ap.error("--folds must be at least 2 and --threads at least 1")
     torch.set_num_threads(a.threads)
     t_all = time.time()
     ds = (a.dataset or ["mt"])[0]  # one dataset per run (--dataset elpv: random split, folds)
@@ -91,7 +100,7 @@ def main():
     normal, abnormal = list_dir(os.path.join(root, "normal")), list_dir(os.path.join(root, "abnormal"))
     nn_ = len(normal)
     mn_raw = extract_raw(normal + abnormal, 224, a.cache, ds)
-    cn_raw = {s: centernet_raw(a.cache, s, ds) for s in [int(v) for v in a.cn_sizes.split(",")]}
+    cn_raw = {s: centernet_raw(a.cache, s, ds) for s in cn_sizes}
     for s, r in cn_raw.items():
         assert len(r) == len(mn_raw), (s, r.shape, mn_raw.shape)
 
@@ -107,7 +116,7 @@ def main():
     c1 = mn_raw.shape[-1]
     cn14 = cn_raw.get(224)
     if cn14 is not None:
-        for p in [int(v) for v in a.dims.split(",")]:
+        for p in dims:
             w = projection(c1 + cn14.shape[-1], p)
             parts[p] = (project(mn_raw, np.ascontiguousarray(w[:, :c1])),
                         project(cn14, np.ascontiguousarray(w[:, c1:])))
