@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "classifier/metrics.h"
 
 namespace anomalens {
@@ -57,6 +59,20 @@ TEST(Metrics, MissingClassIsAClearError) {
   EXPECT_NE(r2.status().message().find("no normal examples"), std::string::npos);
   EXPECT_FALSE(compute_metrics({}, {}, 0.5f).ok());
   EXPECT_FALSE(compute_metrics({0.1f}, {1, 0}, 0.5f).ok());
+}
+
+TEST(Metrics, StudentTQuantileMatchesTables) {
+  // One-sided upper quantiles from standard t tables (4 significant digits).
+  EXPECT_NEAR(student_t_upper_quantile(0.025, 1), 12.706, 1e-3);
+  EXPECT_NEAR(student_t_upper_quantile(0.01, 2), 6.965, 1e-3);
+  EXPECT_NEAR(student_t_upper_quantile(0.01, 7), 2.998, 1e-3);
+  EXPECT_NEAR(student_t_upper_quantile(0.05, 10), 1.812, 1e-3);
+  EXPECT_NEAR(student_t_upper_quantile(0.005, 30), 2.750, 1e-3);
+  EXPECT_NEAR(student_t_upper_quantile(0.01, 1000), 2.330, 2e-3);  // near the normal's 2.326
+  EXPECT_NEAR(student_t_upper_quantile(0.5, 5), 0.0, 1e-9);
+  EXPECT_TRUE(std::isnan(student_t_upper_quantile(0, 5)));
+  EXPECT_TRUE(std::isnan(student_t_upper_quantile(0.6, 5)));
+  EXPECT_TRUE(std::isnan(student_t_upper_quantile(0.01, 0)));
 }
 
 }  // namespace

@@ -191,6 +191,71 @@ TEST(OneClass, ThresholdMeetsTargetFalsePositiveRate) {
   EXPECT_NEAR(fpr, 0.1, 0.07) << positives << " of " << n << " fresh normal images flagged";
 }
 
+// Fraction of unseen draws at or above the threshold chosen from n held-out draws, over many
+// independent held-out sets: what a user's false-alarm rate would be in expectation.
+template <typename Draw>
+double unseen_fpr(Draw draw, int n, double fpr, int trials, bool* extrapolated) {
+  std::mt19937 rng(42);
+  int flagged = 0;
+  for (int t = 0; t < trials; ++t) {
+    std::vector<float> held(n);
+    for (float& v : held) v = draw(rng);
+    const FprThreshold th = choose_fpr_threshold(held, fpr);
+    *extrapolated = th.extrapolated;
+    flagged += draw(rng) >= th.distance;
+  }
+  return static_cast<double>(flagged) / trials;
+}
+
+TEST(OneClass, FprThresholdHoldsItsRateWithFewHeldOutImages) {
+  // Distances like a Mahalanobis distance: the square root of a chi-square (64 degrees of
+  // freedom), scaled. 8 held out at 1% (what the Teach panel has with 40 camera frames): the
+  // largest alone would flag about 1/9 of unseen normal images; the bound about 1%.
+  std::chi_squared_distribution<float> chi2(64.f);
+  const auto distance = [&](std::mt19937& rng) { return 3.f * std::sqrt(chi2(rng)); };
+  bool extrapolated = false;
+  const double few = unseen_fpr(distance, 8, 0.01, 50000, &extrapolated);
+  EXPECT_TRUE(extrapolated);
+  EXPECT_NEAR(few, 0.01, 0.0015);
+  const double forty = unseen_fpr(distance, 40, 0.01, 50000, &extrapolated);
+  EXPECT_TRUE(extrapolated);
+  EXPECT_NEAR(forty, 0.01, 0.0015);
+  // Enough held out for the rank rule (no distribution assumed): 199 at 5% allows the 10th
+  // largest, flagged with probability 10/200. Uniform draws: no distribution assumed.
+  std::uniform_real_distribution<float> uniform(1.0f, 2.0f);
+  const double ranked = unseen_fpr(uniform, 199, 0.05, 40000, &extrapolated);
+  EXPECT_FALSE(extrapolated);
+  EXPECT_NEAR(ranked, 0.05, 0.005);
+}
+
+TEST(OneClass, FprThresholdEdgeCases) {
+  const std::vector<float> d = {5, 1, 4, 2, 3};
+  // 5 held out at 1%: extrapolated, never below the largest.
+  FprThreshold t = choose_fpr_threshold(d, 0.01);
+  EXPECT_TRUE(t.extrapolated);
+  EXPECT_GT(t.distance, 5.f);
+  // fpr 0, or one held-out image: just above the largest, nothing extrapolated.
+  t = choose_fpr_threshold(d, 0.0);
+  EXPECT_FALSE(t.extrapolated);
+  EXPECT_GT(t.distance, 5.f);
+  EXPECT_LT(t.distance, 5.01f);
+  t = choose_fpr_threshold({3}, 0.01);
+  EXPECT_FALSE(t.extrapolated);
+  EXPECT_GT(t.distance, 3.f);
+  EXPECT_LT(t.distance, 3.01f);
+  // 5 held out at 40%: the rank rule allows floor(0.4 * 6) = 2: just above the 2nd largest (4),
+  // so one held-out image (5) reaches it.
+  t = choose_fpr_threshold(d, 0.4);
+  EXPECT_FALSE(t.extrapolated);
+  EXPECT_GT(t.distance, 4.f);
+  EXPECT_LT(t.distance, 4.01f);
+  // Identical distances: no spread to extrapolate from; the bound is the value itself.
+  t = choose_fpr_threshold({2, 2, 2, 2}, 0.01);
+  EXPECT_GT(t.distance, 2.f);
+  EXPECT_LT(t.distance, 2.01f);
+  EXPECT_EQ(choose_fpr_threshold({}, 0.01).distance, 0.f);
+}
+
 TEST(OneClass, FlipHwcFlipsAndIsItsOwnInverse) {
   // 3 wide, 2 high, 2 channels: value = 100 * y + 10 * x + c.
   std::vector<float> t(12), orig;

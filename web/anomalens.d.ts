@@ -107,6 +107,11 @@ export interface FitSummary {
   f1: number;
   rocAuc: number;
   refinedByF1: boolean;
+  /**
+   * True when too few normal images were held out to measure the target rate directly
+   * ((held out + 1) * fpr < 1): the threshold is a prediction bound fitted to their distances.
+   */
+  thresholdExtrapolated: boolean;
   modelBytes: number;
   peakFitBytes: number;
   /** Inputs that could not be read (skipped). */

@@ -478,7 +478,7 @@ export class Anomalens {
   /**
    * After Anomalens.fit(): {fitImages, holdoutImages, abnormalImages, threshold (raw distance),
    * holdoutFpr, abnormalRecall, f1, rocAuc (-1 without abnormal examples), refinedByF1,
-   * modelBytes, peakFitBytes, skipped: [{index, phase, file, code, message}]}; else null.
+   * thresholdExtrapolated (too few held out to measure the rate: a prediction bound), modelBytes, peakFitBytes, skipped: [{index, phase, file, code, message}]}; else null.
    */
   fitSummary() {
     return this._fitSummary ? structuredClone(this._fitSummary) : null;

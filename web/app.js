@@ -797,7 +797,10 @@ function describeFit(summary, fpr) {
   let text = `${parts.join(', ')}. Threshold: distance ${summary.threshold.toPrecision(4)}, chosen `;
   text += summary.refinedByF1 ? `by the best F1 on the examples (F1 ${summary.f1.toFixed(3)}).`
     : `for ${(fpr * 100).toFixed(1)}% false alarms on held-out normal images ` +
-      `(measured: ${(summary.holdoutFpr * 100).toFixed(1)}%).`;
+      (summary.thresholdExtrapolated
+        ? `(extrapolated from ${summary.holdoutImages}: too few to measure ${(fpr * 100).toFixed(1)}% directly; ` +
+          `measured on them: ${(summary.holdoutFpr * 100).toFixed(1)}%).`
+        : `(measured: ${(summary.holdoutFpr * 100).toFixed(1)}%).`);
   if (summary.skipped?.length) {
     text += ` Skipped ${summary.skipped.length} unreadable image(s), e.g. ${summary.skipped[0].file ?? 'a camera frame'}: ${summary.skipped[0].message}.`;
   }

@@ -214,6 +214,7 @@ class JsFitter {
     sum.set("f1", s.f1);
     sum.set("rocAuc", s.roc_auc);
     sum.set("refinedByF1", s.refined_by_f1);
+    sum.set("thresholdExtrapolated", s.threshold_extrapolated);
     sum.set("modelBytes", static_cast<double>(s.model_bytes));
     sum.set("peakFitBytes", static_cast<double>(s.peak_fit_bytes));
     o.set("summary", sum);

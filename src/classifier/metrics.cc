@@ -2,6 +2,7 @@
 #include "classifier/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <string>
 
@@ -52,6 +53,46 @@ Result<BinaryMetrics> compute_metrics(const std::vector<float>& scores, const st
   m.roc_auc = (positive_rank_sum - static_cast<double>(positives) * (positives + 1) / 2.0) /
               (static_cast<double>(positives) * negatives);
   return m;
+}
+
+namespace {
+
+// P(|T| <= t) for Student's t with integer df >= 1 (A&S 26.7.3 for odd df, 26.7.4 for even).
+double student_t_central(double t, int df) {
+  const double theta = std::atan(t / std::sqrt(static_cast<double>(df)));
+  const double c2 = std::cos(theta) * std::cos(theta), s = std::sin(theta);
+  if (df % 2 == 0) {
+    double term = 1, sum = 1;
+    for (int k = 2; k <= df - 2; k += 2) {
+      term *= c2 * (k - 1) / k;
+      sum += term;
+    }
+    return s * sum;
+  }
+  double sum = 0;
+  if (df > 1) {
+    double term = std::cos(theta);
+    sum = term;
+    for (int k = 3; k <= df - 2; k += 2) {
+      term *= c2 * (k - 1) / k;
+      sum += term;
+    }
+  }
+  return 2 / M_PI * (theta + s * sum);
+}
+
+}  // namespace
+
+double student_t_upper_quantile(double tail, int df) {
+  if (!(tail > 0) || tail > 0.5 || df < 1) return NAN;
+  const double central = 1 - 2 * tail;
+  double lo = 0, hi = 1;
+  while (student_t_central(hi, df) < central && hi < 1e12) hi *= 2;
+  for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (student_t_central(mid, df) < central ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
 }
 
 }  // namespace anomalens

@@ -25,4 +25,9 @@ struct BinaryMetrics {
 Result<BinaryMetrics> compute_metrics(const std::vector<float>& scores, const std::vector<int>& labels,
                                       float threshold);
 
+// The t with P(T > t) = tail for Student's t with `df` degrees of freedom (df >= 1, tail in
+// (0, 0.5]); exact for integer df (Abramowitz & Stegun 26.7.3-4), solved by bisection. Used
+// for prediction bounds from a few samples, where the normal quantile would be too tight.
+double student_t_upper_quantile(double tail, int df);
+
 }  // namespace anomalens

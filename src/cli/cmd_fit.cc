@@ -203,6 +203,10 @@ int cmd_fit(int argc, char** argv) {
   std::printf("threshold: distance %.4g (score 0.5), chosen %s\n", s.threshold,
               s.refined_by_f1 ? "by best F1 on held-out normal + abnormal examples"
                               : ("at target false-positive rate " + cli::json_number(options.fpr)).c_str());
+  if (s.threshold_extrapolated) {
+    std::printf("extrapolated: %d held-out image(s) are too few to measure that rate directly, so it is "
+                "a prediction bound fitted to their distances\n", s.holdout_images);
+  }
   std::printf("held-out normal images at or above it: %.1f%%\n", 100 * s.holdout_fpr);
   if (s.roc_auc >= 0) {
     std::printf("abnormal examples detected: %.1f%%, F1 %.3f, ROC AUC (held-out normal vs abnormal) %.3f\n",

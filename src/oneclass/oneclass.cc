@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "classifier/metrics.h"
 #include "model/float_array.h"
 
 namespace anomalens {
@@ -640,6 +641,38 @@ Status OneClassFitter::add_abnormal(const Image& image) {
   return Status::Ok();
 }
 
+FprThreshold choose_fpr_threshold(std::vector<float> d, double fpr) {
+  FprThreshold out;
+  if (d.empty()) return out;
+  std::sort(d.begin(), d.end());
+  const size_t n = d.size();
+  const auto just_above = [](float v) { return std::nextafter(v * 1.0001f + 1e-12f, INFINITY); };
+  // Conformal: just above the k-th largest, an exchangeable unseen normal image is flagged only
+  // when it ranks among the top k of the n + 1, with probability k / (n + 1) <= fpr.
+  const double k_allowed = std::floor(fpr * static_cast<double>(n + 1) + 1e-9);
+  if (k_allowed >= 1) {
+    out.distance = just_above(d[n - std::min(n, static_cast<size_t>(k_allowed))]);
+    return out;
+  }
+  out.distance = just_above(d[n - 1]);
+  if (!(fpr > 0) || n < 2) return out;
+  // Prediction bound of a normal fitted to d^(2/3): mean + t(1 - fpr, n - 1) * sd * sqrt(1 + 1/n).
+  // A squared Mahalanobis distance is roughly chi-square, whose cube root is close to normal
+  // (Wilson-Hilferty): so d^(2/3). Measured on ELPV (docs/ONECLASS.md): a log-normal was
+  // far too cautious (left-skewed in log space), d itself a little lax.
+  const auto transformed = [](float v) { return std::cbrt(static_cast<double>(v) * v); };
+  double mean = 0, var = 0;
+  for (float v : d) mean += transformed(v);
+  mean /= static_cast<double>(n);
+  for (float v : d) var += (transformed(v) - mean) * (transformed(v) - mean);
+  var /= static_cast<double>(n - 1);
+  const double q = student_t_upper_quantile(std::min(fpr, 0.5), static_cast<int>(n - 1));
+  const double bound = std::pow(mean + q * std::sqrt(var * (1 + 1.0 / static_cast<double>(n))), 1.5);
+  if (std::isfinite(bound) && bound > out.distance && bound < 3.0e38) out.distance = static_cast<float>(bound);
+  out.extrapolated = true;
+  return out;
+}
+
 Result<FitSummary> OneClassFitter::finish() {
   if (!engine_) return Status(StatusCode::kInvalidArgument, "OneClassFitter::init() was not called");
   if (finished_) return Status(StatusCode::kInvalidArgument, "finish() was already called");
@@ -706,11 +739,10 @@ Result<FitSummary> OneClassFitter::finish() {
   std::vector<float> sorted = normal_d;
   std::sort(sorted.begin(), sorted.end());
   const size_t nh = sorted.size();
-  // At most floor(fpr * n) held-out normal images may reach the threshold: just above the
-  // (k+1)-th largest.
-  const size_t k = std::min(nh - 1, static_cast<size_t>(std::floor(options_.fpr * nh + 1e-9)));
-  float t = std::nextafter(sorted[nh - 1 - k] * 1.0001f + 1e-12f, INFINITY);
+  const FprThreshold fpr_threshold = choose_fpr_threshold(normal_d, options_.fpr);
+  float t = fpr_threshold.distance;
   FitSummary sum;
+  sum.threshold_extrapolated = fpr_threshold.extrapolated;
   if (!abnormal_d.empty()) {
     // Best F1 over candidate thresholds (each observed distance, and the FPR one).
     std::vector<float> cand = abnormal_d;
@@ -747,6 +779,7 @@ Result<FitSummary> OneClassFitter::finish() {
       if (std::fabs(f1_at(mid) - best) <= 1e-12) best_t = mid;
     }
     sum.refined_by_f1 = best_t != t;
+    if (sum.refined_by_f1) sum.threshold_extrapolated = false;
     t = best_t;
     size_t tp = 0, pairs_gt = 0, pairs_eq = 0;
     for (float a : abnormal_d) {

@@ -129,6 +129,21 @@ struct FitOptions {
   uint32_t augment = 0;           // OneClassAugment flags: each adds one backbone pass per fitting image
 };
 
+// The distance threshold for a target false-positive rate `fpr` on unseen normal images, from
+// the distances of held-out normal ones (any order; at least one).
+// - Enough held-out images ((n + 1) * fpr >= 1): the conformal rule. Just above the k-th
+//   largest, with k the largest such that k / (n + 1) <= fpr: an unseen normal image from the
+//   same source then reaches it with probability at most fpr.
+// - Too few (the usual case: 1% needs 99): the largest would be flagged about 1 / (n + 1) of
+//   the time (11% with 8), so the threshold is extrapolated instead: a one-sided prediction
+//   bound (Student's t) of a normal fitted to d^(2/3), never below the largest.
+// - fpr == 0, or a single held-out image: just above the largest.
+struct FprThreshold {
+  float distance = 0;
+  bool extrapolated = false;  // the prediction bound was used
+};
+FprThreshold choose_fpr_threshold(std::vector<float> normal_distances, double fpr);
+
 struct FitSummary {
   int fit_images = 0, holdout_images = 0, abnormal_images = 0;
   float threshold = 0;        // raw distance
@@ -136,6 +151,7 @@ struct FitSummary {
   double holdout_fpr = 0;     // fraction of held-out normal images at or above the threshold
   double abnormal_recall = -1, f1 = -1, roc_auc = -1;  // -1 without abnormal examples
   bool refined_by_f1 = false;
+  bool threshold_extrapolated = false;  // the FPR threshold came from the prediction bound
   size_t model_bytes = 0;
   size_t peak_fit_bytes = 0;  // accumulators + kept feature maps
 };

@@ -156,6 +156,7 @@ test('teach a scene from the camera, flag an object, heatmaps, IndexedDB', async
   assert.equal(await page.getAttribute('#teach', 'data-state'), 'done', status);
   assert.match(status, /Fitted on 32 normal image\(s\), 8 held out/);
   assert.match(status, /Threshold: distance \d/);
+  assert.match(status, /extrapolated from 8: too few to measure 1\.0% directly/);
   assert.match(status, /Saved in this browser/);
   assert.ok(Number(await page.getAttribute('#teach', 'data-threshold')) > 0);
   assert.equal(await page.getAttribute('#teach', 'data-progress'), '40');
@@ -167,7 +168,8 @@ test('teach a scene from the camera, flag an object, heatmaps, IndexedDB', async
 
   // A snapshot of the scene (a camera frame as an image) and an uploaded picture of the scene
   // with the object drawn in (ffmpeg, other noise).
-  // Three snapshots: a single unseen frame lands above the threshold now and then (below).
+  // Three snapshots of the scene: none may be flagged. (With the threshold just above the
+  // largest of the 8 held-out distances, as before, 1 in 9 unseen frames was; CI caught it.)
   for (let i = 1; i <= 3; i++) {
     await page.click('#cam-snap-btn');
     await waitForResults(page, i);
@@ -177,7 +179,7 @@ test('teach a scene from the camera, flag an object, heatmaps, IndexedDB', async
   const byName = Object.fromEntries(results.map((r) => [r.file, r]));
   const snaps = [1, 2, 3].map((i) => byName[`snapshot-${i}.png`]);
   t.diagnostic(`scene snapshots ${snaps.map((r) => r.score.toFixed(4)).join(' ')}, object picture ${byName['object-probe.png'].score}`);
-  assert.ok(snaps.filter((r) => r.verdict === 'normal').length >= 2, 'the original scene is not flagged');
+  assert.deepEqual(snaps.map((r) => r.verdict), ['normal', 'normal', 'normal'], 'the original scene is not flagged');
   assert.equal(byName['object-probe.png'].verdict, 'abnormal', 'the scene with an object is flagged');
 
   // Heatmap overlays on the results: shown, centred on the object, hidden by the toggle.
@@ -198,12 +200,12 @@ test('teach a scene from the camera, flag an object, heatmaps, IndexedDB', async
 
   // Live camera on the original scene: normal, with the heatmap overlay.
   await page.click('#cam-watch-btn');
-  // The threshold comes from 8 held-out frames, so an unseen frame of the same scene now and
-  // then lands above it (measured: about 1 in 8): the scene must be normal in most frames.
+  // The threshold targets 1% false alarms (extrapolated from 8 held-out frames): at most one
+  // of 12 frames of the original scene may be flagged.
   const sceneFrames = await watchFrames(page, 12);
   const flagged = sceneFrames.filter((f) => f.verdict === 'abnormal').length;
   t.diagnostic(`live scene: ${flagged}/12 flagged; scores ${sceneFrames.map((f) => f.score.toFixed(3)).join(' ')}`);
-  assert.ok(flagged <= 4, `${flagged} of 12 frames of the original scene flagged`);
+  assert.ok(flagged <= 1, `${flagged} of 12 frames of the original scene flagged`);
   await page.waitForSelector('#cam-heatmap:not([hidden])');
   await page.click('#heatmap-toggle');
   assert.equal(await page.isVisible('#cam-heatmap'), false);
