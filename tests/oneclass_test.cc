@@ -136,6 +136,43 @@ TEST(OneClass, FeatureModelPicksStagesAndPools) {
       << l.status().message();
 }
 
+TEST(OneClass, FeatureModelTakesTheBackbonesNamedLayersAndProjection) {
+  // As scripts/oneclass_backbone.py --centernet writes them: which maps, and the projection size.
+  Model base = backbone();
+  base.meta.entries.emplace_back("features.layers", "a,c");
+  base.meta.entries.emplace_back("features.projection", "6");
+  Result<Model> m = make_feature_model(base, FeatureSpec{});
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(m.value().graph.blobs[m.value().graph.output_blob].shape, (Shape{6, 8, 8}));
+  EXPECT_EQ(*m.value().meta.find("oneclass.layers"), "a,c");
+  EXPECT_EQ(*m.value().meta.find("oneclass.projection"), "6");
+
+  // The caller's choices win: other layers, and no projection.
+  FeatureSpec own;
+  own.layers = {"b"};
+  own.projection = 0;
+  Result<Model> o = make_feature_model(base, own);
+  ASSERT_TRUE(o.ok()) << o.status().to_string();
+  EXPECT_EQ(o.value().graph.blobs[o.value().graph.output_blob].shape, (Shape{12, 16, 16}));  // b alone: its own grid
+  EXPECT_EQ(*o.value().meta.find("oneclass.layers"), "b");
+
+  // Broken meta is refused with the key named.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"features.projection", "99999"}, {"features.projection", "six"}, {"features.projection", ""}}) {
+    Model bad = base;
+    set_meta(&bad.meta, key, value);
+    Result<Model> e = make_feature_model(bad, FeatureSpec{});
+    ASSERT_FALSE(e.ok()) << key << "=" << value;
+    EXPECT_EQ(e.status().code(), StatusCode::kInvalidModel);
+    EXPECT_NE(e.status().message().find(key), std::string::npos) << e.status().message();
+  }
+  Model unknown = base;
+  set_meta(&unknown.meta, "features.layers", "a,nope");
+  Result<Model> u = make_feature_model(unknown, FeatureSpec{});
+  ASSERT_FALSE(u.ok());
+  EXPECT_NE(u.status().message().find("nope"), std::string::npos) << u.status().message();
+}
+
 TEST(OneClass, UnfittedModelIsRefusedWithAClearMessage) {
   const std::vector<uint8_t> bytes = write_alm(backbone(), {});
   Result<std::unique_ptr<Classifier>> c = Classifier::create_from_bytes(bytes.data(), bytes.size());
@@ -254,6 +291,50 @@ TEST(OneClass, FprThresholdEdgeCases) {
   EXPECT_GT(t.distance, 2.f);
   EXPECT_LT(t.distance, 2.01f);
   EXPECT_EQ(choose_fpr_threshold({}, 0.01).distance, 0.f);
+}
+
+TEST(OneClass, GlobalRidgeShrinksEveryDistanceAndIsRecorded) {
+  // Adding a positive multiple of I to every covariance shrinks every Mahalanobis distance:
+  // the same fresh normal and abnormal images score lower distances with a larger ridge, and
+  // still separate.
+  const auto distances = [](double ridge, std::vector<float>* out, double* auc) {
+    FitOptions o;
+    o.ridge = ridge;
+    const Fitted f = fit(100, 0, o);
+    Result<Model> m = load_model(f.bytes.data(), f.bytes.size());
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE(m.value().meta.find("oneclass.ridge"));
+    EXPECT_EQ(std::stod(*m.value().meta.find("oneclass.ridge")), ridge);
+    std::unique_ptr<Classifier> c = classifier(f.bytes);
+    ASSERT_TRUE(c);
+    std::mt19937 rng(77);
+    std::vector<float> scores;
+    std::vector<int> labels;
+    for (int i = 0; i < 40; ++i) {
+      Result<Verdict> v = c->classify_image(synthetic(&rng, i % 2 == 1));
+      ASSERT_TRUE(v.ok());
+      out->push_back(v.value().distance);
+      scores.push_back(v.value().distance);
+      labels.push_back(i % 2);
+    }
+    *auc = compute_metrics(scores, labels, 0.5f).value().roc_auc;
+  };
+  std::vector<float> none, some, more;
+  double auc_none = 0, auc_some = 0, auc_more = 0;
+  distances(0.0, &none, &auc_none);
+  distances(0.1, &some, &auc_some);
+  distances(1.0, &more, &auc_more);
+  for (size_t i = 0; i < none.size(); ++i) {
+    EXPECT_LT(some[i], none[i]) << "image " << i;
+    EXPECT_LT(more[i], some[i]) << "image " << i;
+  }
+  EXPECT_GT(auc_some, 0.95);
+  EXPECT_GT(auc_more, 0.95);
+
+  OneClassFitter bad(backbone(), [] { FitOptions o; o.ridge = -1; return o; }());
+  const Status s = bad.init();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("ridge"), std::string::npos);
 }
 
 TEST(OneClass, FlipHwcFlipsAndIsItsOwnInverse) {

@@ -82,6 +82,8 @@ export interface FitOptions {
   smooth?: number;
   /** Covariance shrinkage: += shrinkage * trace/D * I, [0, 100] (default 0.01). */
   shrinkage?: number;
+  /** Global ridge: += ridge * (trace/D averaged over all locations) * I, [0, 100] (default 0.1). */
+  ridge?: number;
   /** Fit-time augmentation: 'none' (default), 'hflip', 'vflip', 'rot180', 'flips' or a comma list. */
   augment?: string;
   onProgress?: (progress: FitProgress) => void;

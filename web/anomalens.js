@@ -240,7 +240,7 @@ export class Anomalens {
    *   backbone from scripts/oneclass_backbone.py, or a fitted one-class model (refitted).
    * options.fpr: target false-positive rate on held-out normal images (default 0.01).
    * options.dim: feature projection size (default 128; 0 keeps all channels).
-   * options.pool, smooth, shrinkage, augment: as `anomalens fit` (docs/ONECLASS.md).
+   * options.pool, smooth, shrinkage, ridge, augment: as `anomalens fit` (docs/ONECLASS.md).
    * options.onProgress({phase: 'normal'|'abnormal'|'finish', done, total}).
    * coreUrl, noSimdCoreUrl, mtCoreUrl, threads, workerUrl, wasmBinary: as for create().
    * Images the core cannot read are skipped and listed in fitSummary().skipped; fitting fails
@@ -263,10 +263,10 @@ export class Anomalens {
       fitOptions.fpr = options.fpr;
     }
     if (options.dim !== undefined) fitOptions.dim = Number(options.dim);
-    // As `anomalens fit`: pool 'max'|'avg', smooth (sigma, grid cells), shrinkage, augment
+    // As `anomalens fit`: pool 'max'|'avg', smooth (sigma, grid cells), shrinkage, ridge, augment
     // ('none'|'hflip'|'flips'|...); the core checks them.
     for (const key of ['pool', 'augment']) if (options[key] !== undefined) fitOptions[key] = String(options[key]);
-    for (const key of ['smooth', 'shrinkage']) if (options[key] !== undefined) fitOptions[key] = Number(options[key]);
+    for (const key of ['smooth', 'shrinkage', 'ridge']) if (options[key] !== undefined) fitOptions[key] = Number(options[key]);
     const onProgress = typeof options.onProgress === 'function' ? options.onProgress : () => {};
     const base = await loadModelBytes(options.base);
     const fields = Anomalens._coreFields(options);

@@ -180,7 +180,7 @@ double number_option(const val& options, const char* key, double fallback) {
 }
 
 // One-class fitting in the browser: createFitter(baseModelBytes, {fpr, dim, holdoutEvery, threads,
-// pool: 'max'|'avg', smooth, shrinkage, augment: 'none'|'hflip'|'flips'|comma list}) (as `fit`)
+// pool: 'max'|'avg', smooth, shrinkage, ridge, augment: 'none'|'hflip'|'flips'|comma list}) (as `fit`)
 // -> {ok, fitter}; add normal (and optionally abnormal) images as encoded bytes or RGBA, then
 // finish() -> {ok, modelBytes, threshold, summary}. The base is a classifier .alm, a backbone
 // (scripts/oneclass_backbone.py) or a fitted one-class model (refitted from scratch).
@@ -272,6 +272,10 @@ val create_fitter(const val& base_model, val options) {
   if (!(fit.smooth >= 0 && fit.smooth <= kMaxSmooth)) {
     return error_object(Status(StatusCode::kInvalidArgument, "smooth " + std::to_string(fit.smooth) + ": must be in [0, 8]"));
   }
+  fit.ridge = number_option(options, "ridge", fit.ridge);
+  if (!(fit.ridge >= 0 && fit.ridge <= kMaxShrinkage)) {
+    return error_object(Status(StatusCode::kInvalidArgument, "ridge " + std::to_string(fit.ridge) + ": must be in [0, 100]"));
+  }
   fit.shrinkage = number_option(options, "shrinkage", fit.shrinkage);
   if (!(fit.shrinkage >= 0 && fit.shrinkage <= kMaxShrinkage)) {
     return error_object(Status(StatusCode::kInvalidArgument, "shrinkage " + std::to_string(fit.shrinkage) + ": must be in [0, 100]"));
@@ -292,11 +296,14 @@ val create_fitter(const val& base_model, val options) {
       spec.max_pool = p == "max";
     }
   }
-  const double dim = number_option(options, "dim", spec.projection);
-  if (!(dim >= 0 && dim <= 4096)) {
-    return error_object(Status(StatusCode::kInvalidArgument, "dim " + std::to_string(dim) + ": must be in [0, 4096]"));
+  // Absent: the base's own projection size (features.projection), else the default.
+  const double dim = number_option(options, "dim", -1);
+  if (dim != -1) {
+    if (!(dim >= 0 && dim <= kMaxProjection)) {
+      return error_object(Status(StatusCode::kInvalidArgument, "dim " + std::to_string(dim) + ": must be in [0, 4096]"));
+    }
+    spec.projection = static_cast<int>(dim);
   }
-  spec.projection = static_cast<int>(dim);
   Result<Model> features = make_feature_model(base.value(), spec);
   if (!features.ok()) return error_object(features.status());
   auto fitter = std::make_unique<OneClassFitter>(std::move(features).value(), fit, Backend::kBuiltin);

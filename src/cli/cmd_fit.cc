@@ -23,14 +23,17 @@ const char kHelp[] =
     "  --base MODEL       backbone .alm: a classifier (default models/default.alm) or a\n"
     "                     feature model (output=oneclass, e.g. from scripts/oneclass_backbone.py)\n"
     "  --fpr F            target false-positive rate on held-out normal images (default 0.01)\n"
-    "  --layers A,B,C     blob names of the base graph to use (default: the last blob at 1/4,\n"
-    "                     1/8 and 1/16 of the input resolution)\n"
-    "  --dim N            random projection of the features to N channels (default 128, 0: none)\n"
+    "  --layers A,B,C     blob names of the base graph to use (default: the base's\n"
+    "                     features.layers, else the last blob at 1/4, 1/8 and 1/16 of the input)\n"
+    "  --dim N            random projection of the features to N channels (default: the base's\n"
+    "                     features.projection, else 128; 0: none)\n"
     "  --pool max|avg     how finer feature maps are reduced onto the coarsest grid (default max)\n"
     "  --reduce max|top   image distance: max over locations (default) or mean of the top 1%\n"
     "  --smooth S         Gaussian smoothing of the anomaly map, sigma in grid cells (default\n"
     "                     0: none); stored in the model, applied when classifying\n"
     "  --shrinkage E      covariance += E * trace/D * I (default 0.01)\n"
+    "  --ridge R          covariance += R * g * I, g = trace/D averaged over all locations\n"
+    "                     (default 0.1)\n"
     "  --augment A        fit-time augmentation: none (default), hflip, flips (hflip,vflip,\n"
     "                     rot180) or a comma list; each adds one backbone pass per image\n"
     "  --backend B        xnnpack (default where built in), builtin (the web app's kernels:\n"
@@ -72,7 +75,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 int cmd_fit(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--smooth", "--shrinkage", "--backend", "--threads", "-o",
+      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--smooth", "--shrinkage", "--ridge", "--backend", "--threads", "-o",
        "--output"},
       {"--quiet", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
@@ -110,6 +113,11 @@ int cmd_fit(int argc, char** argv) {
     if (!x.ok()) return cli::fail(x.status());
     options.smooth = static_cast<float>(x.value());
   }
+  if (const std::string* v = args.get("--ridge")) {
+    Result<double> x = cli::parse_number("--ridge", *v, 0, kMaxShrinkage);
+    if (!x.ok()) return cli::fail(x.status());
+    options.ridge = x.value();
+  }
   if (const std::string* v = args.get("--shrinkage")) {
     Result<double> x = cli::parse_number("--shrinkage", *v, 0, kMaxShrinkage);
     if (!x.ok()) return cli::fail(x.status());
@@ -123,7 +131,7 @@ int cmd_fit(int argc, char** argv) {
   }
   FeatureSpec spec;
   if (const std::string* d = args.get("--dim")) {
-    Result<double> v = cli::parse_number("--dim", *d, 0, 4096);
+    Result<double> v = cli::parse_number("--dim", *d, 0, kMaxProjection);
     if (!v.ok()) return cli::fail(v.status());
     spec.projection = static_cast<int>(v.value());
   }

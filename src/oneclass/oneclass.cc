@@ -11,6 +11,14 @@
 #include "classifier/metrics.h"
 #include "model/float_array.h"
 
+// Code that runs once per model (building, saving, parsing it) is compiled for size: it is
+// about a tenth of the .wasm (tests/js/bundle_size.test.mjs), and no loop in it is hot.
+#if defined(__clang__)
+#define ANOMALENS_COLD __attribute__((minsize))
+#else
+#define ANOMALENS_COLD
+#endif
+
 namespace anomalens {
 namespace {
 
@@ -34,6 +42,18 @@ std::string fmt(double v) {
   return buf;
 }
 
+// Comma-separated fields of a meta value ("" gives none).
+ANOMALENS_COLD std::vector<std::string> comma_fields(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (!text.empty() && at <= text.size()) {
+    const size_t end = std::min(text.find(',', at), text.size());
+    out.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
 std::string ints(std::initializer_list<int> v) {
   std::string s;
   for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
@@ -41,7 +61,7 @@ std::string ints(std::initializer_list<int> v) {
 }
 
 // One graph line (docs/FORMAT.md) for a validated layer; blob and tensor names from `g`.
-std::string graph_line(const Graph& g, const Layer& l) {
+ANOMALENS_COLD std::string graph_line(const Graph& g, const Layer& l) {
   std::string s = std::string(layer_type_name(l.type)) + " " + l.name + " " + std::to_string(l.inputs.size()) +
                   " " + std::to_string(l.outputs.size());
   for (int b : l.inputs) s += " " + g.blobs[b].name;
@@ -93,7 +113,7 @@ struct TensorOut {
   size_t count;
 };
 
-std::vector<uint8_t> pack_alm(const std::string& meta, const std::string& graph, const std::vector<TensorOut>& tensors,
+ANOMALENS_COLD std::vector<uint8_t> pack_alm(const std::string& meta, const std::string& graph, const std::vector<TensorOut>& tensors,
                               const std::vector<std::pair<std::string, std::vector<uint8_t>>>& extra) {
   std::string table;
   std::vector<uint8_t> weights;
@@ -133,7 +153,7 @@ std::vector<uint8_t> pack_alm(const std::string& meta, const std::string& graph,
   return out;
 }
 
-std::string meta_text(const ModelMeta& meta) {
+ANOMALENS_COLD std::string meta_text(const ModelMeta& meta) {
   std::string s;
   for (const auto& kv : meta.entries) s += kv.first + "=" + kv.second + "\n";
   return s;
@@ -165,7 +185,7 @@ float OneClassParams::score(float distance) const {
   return static_cast<float>(1.0 / (1.0 + std::exp(-z)));
 }
 
-Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, const Shape& features) {
+ANOMALENS_COLD Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, const Shape& features) {
   if (size < kHeaderBytes) return invalid(std::to_string(size) + " bytes, shorter than its 64-byte header");
   if (std::memcmp(data, kMagic, 4) != 0) return invalid("bad magic, expected \"OCS1\"");
   OneClassParams p;
@@ -212,7 +232,7 @@ Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, 
   return p;
 }
 
-std::vector<uint8_t> serialize_oneclass_section(const OneClassParams& p) {
+ANOMALENS_COLD std::vector<uint8_t> serialize_oneclass_section(const OneClassParams& p) {
   std::vector<uint8_t> b(kHeaderBytes + 4 * (p.mean.size() + p.whiten.size()), 0);
   uint8_t* q = b.data();
   auto u32 = [&q](uint32_t v) {
@@ -340,7 +360,7 @@ void set_meta(ModelMeta* meta, const std::string& key, const std::string& value)
   meta->entries.emplace_back(key, value);
 }
 
-std::vector<uint8_t> write_alm(const Model& model,
+ANOMALENS_COLD std::vector<uint8_t> write_alm(const Model& model,
                                const std::vector<std::pair<std::string, std::vector<uint8_t>>>& extra) {
   const Graph& g = model.graph;
   std::string graph;
@@ -357,7 +377,7 @@ std::vector<uint8_t> write_alm(const Model& model,
   return pack_alm(meta_text(model.meta), graph, tensors, extra);
 }
 
-Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
+ANOMALENS_COLD Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
   if (base.meta.output == OutputKind::kOneClass && base.meta.find("oneclass.layers")) {
     Model m = base;
     m.oneclass_section.clear();
@@ -365,9 +385,26 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
   }
   const Graph& g = base.graph;
   const Shape in = g.blobs[g.input_blob].shape;
+  // A backbone may name its feature maps and a projection size (features.layers /
+  // features.projection, scripts/oneclass_backbone.py).
+  std::vector<std::string> layers = spec.layers;
+  int projection_size = spec.projection;
+  if (const std::string* v = base.meta.find("features.layers"); v && layers.empty()) layers = comma_fields(*v);
+  if (projection_size < 0) {
+    projection_size = kDefaultProjection;
+    if (const std::string* v = base.meta.find("features.projection")) {
+      char* end = nullptr;
+      const long d = std::strtol(v->c_str(), &end, 10);
+      if (v->empty() || *end != '\0' || d < 0 || d > kMaxProjection) {
+        return Status(StatusCode::kInvalidModel, "meta features.projection=" + *v + ": expected 0.." +
+                                                     std::to_string(kMaxProjection));
+      }
+      projection_size = static_cast<int>(d);
+    }
+  }
   std::vector<int> picked;
-  if (!spec.layers.empty()) {
-    for (const std::string& name : spec.layers) {
+  if (!layers.empty()) {
+    for (const std::string& name : layers) {
       const int b = g.find_blob(name);
       if (b < 0) {
         // Imported graphs name a layer and its output differently (ONNX: "mixed2/Concat" writes
@@ -460,14 +497,14 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
     features = "oneclass_concat";
   }
   std::vector<float> projection;
-  if (spec.projection > 0 && spec.projection < channels) {
+  if (projection_size > 0 && projection_size < channels) {
     // Fixed random projection, +-1/sqrt(P) (Achlioptas): portable (mt19937 bits only).
     std::mt19937 rng(spec.seed);
-    const float a = 1.f / std::sqrt(static_cast<float>(spec.projection));
-    projection.resize(static_cast<size_t>(spec.projection) * channels);
+    const float a = 1.f / std::sqrt(static_cast<float>(projection_size));
+    projection.resize(static_cast<size_t>(projection_size) * channels);
     for (float& w : projection) w = (rng() & 1u) ? a : -a;
-    tensors.push_back({"oneclass_projection.weight", {spec.projection, channels, 1, 1}, projection.data(), projection.size()});
-    graph += "Conv oneclass_projection 1 1 " + features + " oneclass_features cout=" + std::to_string(spec.projection) +
+    tensors.push_back({"oneclass_projection.weight", {projection_size, channels, 1, 1}, projection.data(), projection.size()});
+    graph += "Conv oneclass_projection 1 1 " + features + " oneclass_features cout=" + std::to_string(projection_size) +
              " k=1,1 w=oneclass_projection.weight\n";
   }
   ModelMeta meta = base.meta;
@@ -488,7 +525,7 @@ Result<Model> make_feature_model(const Model& base, const FeatureSpec& spec) {
   set_meta(&meta, "task", "one-class anomaly detection");
   set_meta(&meta, "backbone", base.meta.name);
   set_meta(&meta, "oneclass.layers", layer_names);
-  set_meta(&meta, "oneclass.projection", std::to_string(projection.empty() ? 0 : spec.projection));
+  set_meta(&meta, "oneclass.projection", std::to_string(projection.empty() ? 0 : projection_size));
   set_meta(&meta, "oneclass.pool", spec.max_pool ? "max" : "avg");
   const std::vector<uint8_t> bytes = pack_alm(meta_text(meta), graph, tensors, {});
   Result<Model> m = load_model(bytes.data(), bytes.size());
@@ -545,6 +582,9 @@ Status OneClassFitter::init() {
   }
   if (!(options_.shrinkage >= 0 && options_.shrinkage <= 100)) {
     return Status(StatusCode::kInvalidArgument, "shrinkage " + fmt(options_.shrinkage) + " must be in [0, 100]");
+  }
+  if (!(options_.ridge >= 0 && options_.ridge <= kMaxShrinkage)) {
+    return Status(StatusCode::kInvalidArgument, "ridge " + fmt(options_.ridge) + " must be in [0, 100]");
   }
   if (!(options_.fpr >= 0 && options_.fpr < 1)) {
     return Status(StatusCode::kInvalidArgument, "target false-positive rate " + fmt(options_.fpr) + " must be in [0, 1)");
@@ -641,7 +681,7 @@ Status OneClassFitter::add_abnormal(const Image& image) {
   return Status::Ok();
 }
 
-FprThreshold choose_fpr_threshold(std::vector<float> d, double fpr) {
+ANOMALENS_COLD FprThreshold choose_fpr_threshold(std::vector<float> d, double fpr) {
   FprThreshold out;
   if (d.empty()) return out;
   std::sort(d.begin(), d.end());
@@ -667,7 +707,8 @@ FprThreshold choose_fpr_threshold(std::vector<float> d, double fpr) {
   for (float v : d) var += (transformed(v) - mean) * (transformed(v) - mean);
   var /= static_cast<double>(n - 1);
   const double q = student_t_upper_quantile(std::min(fpr, 0.5), static_cast<int>(n - 1));
-  const double bound = std::pow(mean + q * std::sqrt(var * (1 + 1.0 / static_cast<double>(n))), 1.5);
+  const double y = mean + q * std::sqrt(var * (1 + 1.0 / static_cast<double>(n)));
+  const double bound = y * std::sqrt(y);  // y^1.5 (std::pow would add about 5 KB to the .wasm)
   if (std::isfinite(bound) && bound > out.distance && bound < 3.0e38) out.distance = static_cast<float>(bound);
   out.extrapolated = true;
   return out;
@@ -691,6 +732,14 @@ Result<FitSummary> OneClassFitter::finish() {
   p.whiten.resize(L * tri);
   std::vector<double> cov(D * D), chol(D * D), inv(D * D);
   const double n = fit_samples_;
+  // The global ridge's unit: trace/D averaged over all locations.
+  double mean_variance = 0;
+  for (size_t l = 0; l < L; ++l) {
+    const double* s = &sum_[l * D];
+    const double* q = &sum_sq_[l * tri];
+    for (size_t i = 0; i < D; ++i) mean_variance += q[(i + 1) * (i + 2) / 2 - 1] / n - (s[i] / n) * (s[i] / n);
+  }
+  mean_variance = std::max(mean_variance, 0.0) / static_cast<double>(L * D);
   for (size_t l = 0; l < L; ++l) {
     const double* s = &sum_[l * D];
     const double* q = &sum_sq_[l * tri];
@@ -702,7 +751,7 @@ Result<FitSummary> OneClassFitter::finish() {
       }
       trace += cov[i * D + i];
     }
-    const double reg = options_.shrinkage * std::max(trace, 0.0) / D + 1e-6;
+    const double reg = options_.shrinkage * std::max(trace, 0.0) / D + options_.ridge * mean_variance + 1e-6;
     for (size_t i = 0; i < D; ++i) cov[i * D + i] += reg;
     // Cholesky cov = C C^T (lower C); then whitening W = C^-1: d^2 = |W (x - mean)|^2.
     std::fill(chol.begin(), chol.end(), 0.0);
@@ -811,6 +860,7 @@ Result<FitSummary> OneClassFitter::finish() {
   set_meta(&model_.meta, "oneclass.fit_images", std::to_string(fit_count_));
   set_meta(&model_.meta, "oneclass.augment", oneclass_augment_name(options_.augment));
   set_meta(&model_.meta, "oneclass.shrinkage", fmt(options_.shrinkage));
+  set_meta(&model_.meta, "oneclass.ridge", fmt(options_.ridge));
   char sigma[32];
   std::snprintf(sigma, sizeof sigma, "%g", static_cast<double>(options_.smooth));  // float: 0.7, not 0.699999988
   set_meta(&model_.meta, "oneclass.smooth", sigma);

@@ -77,11 +77,17 @@ void upsample_anomaly_map(const float* grid, int grid_w, int grid_h, const Model
 
 // ---- building and saving models -----------------------------------------------------------
 
+constexpr int kDefaultProjection = 128;
+constexpr int kMaxProjection = 4096;
+
 struct FeatureSpec {
-  // Blob names of the base graph to use; empty: automatic (the last blob at each of the
-  // resolutions input/4, input/8 and input/16, i.e. the end of those stages).
+  // Blob names of the base graph to use; empty: the base's meta `features.layers` if it has
+  // one, else automatic (the last blob at each of the resolutions input/4, input/8 and
+  // input/16, i.e. the end of those stages).
   std::vector<std::string> layers;
-  int projection = 128;  // fixed random 1x1 projection to this many channels; 0: none
+  // Fixed random 1x1 projection to this many channels; 0: none; -1: the base's meta
+  // `features.projection` if it has one, else kDefaultProjection.
+  int projection = -1;
   // How finer maps are reduced onto the coarsest grid: false = average, true = maximum (keeps
   // thin defects such as cracks that an average dilutes; docs/ONECLASS.md).
   bool max_pool = true;
@@ -115,13 +121,18 @@ std::string oneclass_augment_name(uint32_t flags);  // "none" or a comma list
 // Accepted ranges of the fit options below (the CLI, the browser binding and the .alm reader
 // all check against these).
 constexpr float kMaxSmooth = 8;          // sigma, grid cells
-constexpr double kMaxShrinkage = 100;
+constexpr double kMaxShrinkage = 100;    // also the most ridge
+constexpr double kDefaultRidge = 0.1;
 
 struct FitOptions {
   double fpr = 0.01;              // target false-positive rate on held-out normal images
   int holdout_every = 5;          // every 5th normal image is held out for the threshold
   int max_kept = 100;             // held-out normal / abnormal feature maps kept (each)
   double shrinkage = 0.01;        // covariance += shrinkage * trace/D * I, in [0, kMaxShrinkage]
+  // covariance += ridge * g * I, g = trace/D averaged over all locations: the same amount
+  // everywhere, so where normal images hardly vary (plain background) a tiny change does not
+  // give a huge distance. In [0, kMaxShrinkage]; docs/ONECLASS.md, "Global ridge".
+  double ridge = kDefaultRidge;
   float smooth = 0;               // Gaussian smoothing of the distance map (grid cells; 0: none),
                                   // in [0, kMaxSmooth]
   OneClassReduce reduce = OneClassReduce::kMax;
