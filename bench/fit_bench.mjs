@@ -8,7 +8,9 @@
 //       interleaved, and the default classifier on the same images: median per call.
 // Numbers only; no test depends on them.
 //
-//   node bench/fit_bench.mjs [--images 200] [--rounds 20] [--out build/bench/fit_browser.json]
+//   node bench/fit_bench.mjs [--images 200] [--rounds 20] [--base FILE.alm] [--out build/bench/fit_browser.json]
+// --base: the backbone to fit (default models/default.alm), e.g. the two-backbone one of
+// scripts/oneclass_backbone.py --centernet.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,7 +23,8 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const elpv = path.resolve(repoRoot, '../shared/data/elpv');
 
 function parseArgs(argv) {
-  const opts = { images: 200, rounds: 20, out: path.join(repoRoot, 'build/bench/fit_browser.json') };
+  const opts = { images: 200, rounds: 20, base: path.join(repoRoot, 'models/default.alm'),
+    out: path.join(repoRoot, 'build/bench/fit_browser.json') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -31,7 +34,8 @@ function parseArgs(argv) {
     if (a === '--images') opts.images = Number(value());
     else if (a === '--rounds') opts.rounds = Number(value());
     else if (a === '--out') opts.out = path.resolve(value());
-    else throw new Error(`unknown argument ${a} (usage: node bench/fit_bench.mjs [--images N] [--rounds N] [--out FILE])`);
+    else if (a === '--base') opts.base = path.resolve(value());
+    else throw new Error(`unknown argument ${a} (usage: node bench/fit_bench.mjs [--images N] [--rounds N] [--base FILE] [--out FILE])`);
   }
   if (!(opts.images >= 2 && opts.rounds >= 1)) throw new Error('--images >= 2 and --rounds >= 1');
   return opts;
@@ -54,7 +58,7 @@ async function pageRun({ fitUrls, testUrls, threads, rounds }) {
   const normal = await blobs(fitUrls);
   const test = await Promise.all((await blobs(testUrls)).map((b) => b.arrayBuffer()));
   const t0 = performance.now();
-  const det = await Anomalens.fit({ normal, base: '/models/default.alm', threads });
+  const det = await Anomalens.fit({ normal, base: '/models/base.alm', threads });
   const fitMs = performance.now() - t0;
   const summary = det.fitSummary();
   const runtime = await det.runtime();
@@ -89,6 +93,8 @@ async function main() {
   // Served from a temp models/ root: the default model and links to the images.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'anomalens-fit-bench-'));
   fs.copyFileSync(path.join(repoRoot, 'models/default.alm'), path.join(root, 'default.alm'));
+  if (!fs.existsSync(opts.base)) throw new Error(`--base ${opts.base}: not found`);
+  fs.copyFileSync(opts.base, path.join(root, 'base.alm'));
   fs.mkdirSync(path.join(root, 'img'));
   const link = (sub, f) => {
     fs.symlinkSync(path.join(elpv, sub, f), path.join(root, 'img', `${sub}_${f}`));
@@ -103,7 +109,7 @@ async function main() {
     args: ['--headless', '--no-sandbox', '--disable-gpu'] });
   const results = [];
   try {
-    console.error(`fit_bench: ${opts.images} normal ELPV images, Chromium ${browser.version()}, ` +
+    console.error(`fit_bench: ${opts.images} normal ELPV images, base ${path.basename(opts.base)}, Chromium ${browser.version()}, ` +
       `load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     for (const threads of [1, 'auto']) {
       const context = await browser.newContext();
@@ -114,7 +120,7 @@ async function main() {
       const heat = median(r.times.heatmap);
       const plain = median(r.times.plain);
       const rec = {
-        threads: r.runtime.threads, build: r.runtime.build, images: opts.images,
+        threads: r.runtime.threads, build: r.runtime.build, images: opts.images, base: path.basename(opts.base),
         fit_ms: round(r.fitMs), fit_ms_per_image: round(r.fitMs / opts.images),
         classify_heatmap_median_ms: round(heat), classify_oneclass_median_ms: round(plain),
         classify_default_model_median_ms: round(median(r.times.classifier)),
