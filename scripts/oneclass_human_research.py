@@ -46,6 +46,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import tfjs_import  # noqa: E402
+import tfjs_graph_import  # noqa: E402
 from keras_mobilenetv2 import same_pads  # noqa: E402
 from oneclass_mid_research import fused_bias_activation  # noqa: E402
 from oneclass_research import DATA, cached_rows, common_args, list_dir, load_image, splits  # noqa: E402
@@ -143,23 +144,8 @@ class TFGraph:
         self.consts = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in weights.items()}
 
     def order(self, wanted, feed=None):
-        """Topological order of the nodes `wanted` depends on (iterative DFS), stopping at `feed`."""
-        seen, out = set(), []
-        for w in wanted:
-            stack = [(w.split(":")[0], False)]
-            while stack:
-                name, done = stack.pop()
-                if done:
-                    out.append(name)
-                    continue
-                if name in seen:
-                    continue
-                seen.add(name)
-                stack.append((name, True))
-                for i in [] if name == feed else self.nodes[name].get("input", []):
-                    if not i.startswith("^"):
-                        stack.append((i.split(":")[0], False))
-        return out
+        """Topological order of the nodes `wanted` depends on, stopping at `feed`."""
+        return tfjs_graph_import.topological_order(self.nodes, wanted, feed)
 
     def run(self, x, wanted, feed=None):
         """x goes into the Placeholder, or into the node `feed` (skipping what computes it)."""

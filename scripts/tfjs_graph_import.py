@@ -55,6 +55,29 @@ def _fused_ops(node):
     return [base64.b64decode(v).decode() for v in a["list"].get("s", [])] if a else []
 
 
+def topological_order(nodes, wanted, feed=None):
+    """Names of the nodes `wanted` depend on, each after its inputs (iterative DFS; control
+    inputs "^x" skipped); the inputs of `feed` are not followed. Fails on an undefined node."""
+    seen, out = set(), []
+    for w in wanted:
+        stack = [(w.split(":")[0], False)]
+        while stack:
+            name, done = stack.pop()
+            if done:
+                out.append(name)
+                continue
+            if name in seen:
+                continue
+            if name not in nodes:
+                raise GraphImportError(f"node {name} is referenced but not defined")
+            seen.add(name)
+            stack.append((name, True))
+            for i in [] if name == feed else nodes[name].get("input", []):
+                if not i.startswith("^"):
+                    stack.append((i.split(":")[0], False))
+    return out
+
+
 class TfjsGraphNet(nn.Module):
     """The subgraph of a TF.js graph model that `outputs` need, NCHW in and out.
 
@@ -70,7 +93,7 @@ class TfjsGraphNet(nn.Module):
                 raise GraphImportError(f"{model_json}: no node named {o}")
         self.outputs = list(outputs)
         self.input_scale = float(input_scale)
-        self.order = self._order(self.outputs)
+        self.order = topological_order(self.nodes, self.outputs)
         self.consts = {}
         for name in self.order:
             n = self.nodes[name]
@@ -83,26 +106,6 @@ class TfjsGraphNet(nn.Module):
         self.placeholders = [n for n in self.order if self.nodes[n]["op"] == "Placeholder"]
         if len(self.placeholders) != 1:
             raise GraphImportError(f"{model_json}: the outputs need {len(self.placeholders)} inputs, expected 1")
-
-    def _order(self, wanted):
-        seen, out = set(), []
-        for w in wanted:
-            stack = [(w, False)]
-            while stack:
-                name, done = stack.pop()
-                if done:
-                    out.append(name)
-                    continue
-                if name in seen:
-                    continue
-                if name not in self.nodes:
-                    raise GraphImportError(f"node {name} is referenced but not defined")
-                seen.add(name)
-                stack.append((name, True))
-                for i in self.nodes[name].get("input", []):
-                    if not i.startswith("^"):
-                        stack.append((i.split(":")[0], False))
-        return out
 
     # ---- evaluation ------------------------------------------------------------------------
     def forward(self, x):
