@@ -211,14 +211,18 @@ TEST(OneClass, ThresholdMeetsTargetFalsePositiveRate) {
   FitOptions o;
   o.fpr = 0.1;
   o.max_kept = 200;
-  const Fitted f = fit(400, 0, o);  // 80 held out
-  EXPECT_EQ(f.summary.holdout_images, 80);
+  // 200 held out: the rank rule allows 20, so a fresh normal image is flagged with probability
+  // 20/201 on average; the threshold's own spread (sd 0.021) plus 600 draws' (0.012) keep the
+  // measured rate within the 0.07 tolerance by about 3 sd. (With 80 held out and 300 draws
+  // it was 1.9 sd: a change of synthetic draws alone, libc++'s against libstdc++'s, failed it.)
+  const Fitted f = fit(1000, 0, o);
+  EXPECT_EQ(f.summary.holdout_images, 200);
   EXPECT_LE(f.summary.holdout_fpr, 0.1 + 1e-9);
   std::unique_ptr<Classifier> c = classifier(f.bytes);
   ASSERT_TRUE(c);
   std::mt19937 rng(1234);
   int positives = 0;
-  const int n = 300;
+  const int n = 600;
   for (int i = 0; i < n; ++i) {
     Result<Verdict> v = c->classify_image(synthetic(&rng, false));
     ASSERT_TRUE(v.ok());
@@ -372,8 +376,8 @@ TEST(OneClass, FitTimeAugmentationSeparatesAndMeetsItsFalsePositiveRate) {
   o.augment = kAugmentHFlip | kAugmentVFlip | kAugmentRot180;
   o.smooth = 0.7f;  // and a smoothed map, stored in the section
   o.shrinkage = 0.1;
-  const Fitted f = fit(400, 0, o);
-  EXPECT_EQ(f.summary.fit_images, 320);  // images, not copies
+  const Fitted f = fit(1000, 0, o);  // 200 held out, as in ThresholdMeetsTargetFalsePositiveRate
+  EXPECT_EQ(f.summary.fit_images, 800);  // images, not copies
   EXPECT_LE(f.summary.holdout_fpr, 0.1 + 1e-9);
   Result<Model> m = load_model(f.bytes.data(), f.bytes.size());
   ASSERT_TRUE(m.ok());
@@ -388,7 +392,7 @@ TEST(OneClass, FitTimeAugmentationSeparatesAndMeetsItsFalsePositiveRate) {
   ASSERT_TRUE(c);
   std::mt19937 rng(4321);
   int positives = 0;
-  const int n = 300;
+  const int n = 600;
   std::vector<float> scores;
   std::vector<int> labels;
   for (int i = 0; i < n; ++i) {
