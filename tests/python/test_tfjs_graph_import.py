@@ -172,6 +172,12 @@ class GraphImport(unittest.TestCase):
             {"name": "probs", "op": "Softmax", "input": ["out"], "attr": {}}])
         with self.assertRaisesRegex(tgi.GraphImportError, r"probs: op Softmax is not supported"):
             tgi.TfjsGraphNet(os.path.join(d, "model.json"), ["probs"])
+        layers = os.path.join(d, "layers.json")
+        with open(layers, "w") as f:
+            json.dump({"modelTopology": {"class_name": "Sequential", "config": {"layers": []}},
+                       "weightsManifest": []}, f)
+        with self.assertRaisesRegex(tgi.GraphImportError, "not a graph model"):
+            tgi.TfjsGraphNet(layers, ["out"])
         # The CLI says so on stderr with exit code 1 instead of a traceback.
         self.assertEqual(tgi.main([os.path.join(d, "model.json"), "--outputs", "probs", "--check"]), 1)
         self.assertEqual(tgi.main([os.path.join(d, "missing.json")]), 1)
