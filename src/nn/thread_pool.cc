@@ -35,8 +35,14 @@ bool claim(std::atomic<uint64_t>& range, uint64_t generation, bool from_back, si
 }
 
 // How long a worker keeps polling for the next job before it sleeps. Ops follow each other
-// within microseconds during an inference; a condition-variable wake-up costs tens of them.
-constexpr std::chrono::microseconds kSpin(50);
+// within microseconds during an inference, but the caller sometimes needs longer between two
+// jobs (a serial op, or its own wake-up after it slept waiting for this worker's last task), and
+// a worker that slept must then be woken too, which costs tens of microseconds on a VM. With
+// 50 us, MobileNetV2-1.0 @224 in the pthread wasm build put the worker to sleep about 9 times per
+// inference; with 2 ms, about once (between inferences). pthreadpool, which XNNPACK uses, also
+// spins for a long while before it waits on a futex. The cost is at most 2 ms of one core
+// polling after the last op of an inference.
+constexpr std::chrono::microseconds kSpin(2000);
 // How long the caller polls for workers still inside a task before it sleeps until the last one
 // finishes. Usually they finish within one task's time (tens of microseconds on MobileNetV2,
 // 8 tasks per op at 2 threads); a sleep costs a wake-up of about as much. But a worker the OS has preempted
