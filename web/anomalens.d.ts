@@ -74,7 +74,7 @@ export interface FitOptions {
   base: string | URL | ArrayBuffer | ArrayBufferView | Blob;
   /** Target false-positive rate on held-out normal images, [0, 1) (default 0.01). */
   fpr?: number;
-  /** Feature projection size (default 128; 0 keeps all channels). */
+  /** Feature projection size, 0..4096 (0 keeps all channels; default: the base's own, else 128). */
   dim?: number;
   /** How finer feature maps reach the grid: 'max' (default) or 'avg'. */
   pool?: 'max' | 'avg';

@@ -239,7 +239,8 @@ export class Anomalens {
    * options.base: the backbone, URL | ArrayBuffer | Uint8Array | Blob: a classifier .alm, a
    *   backbone from scripts/oneclass_backbone.py, or a fitted one-class model (refitted).
    * options.fpr: target false-positive rate on held-out normal images (default 0.01).
-   * options.dim: feature projection size (default 128; 0 keeps all channels).
+   * options.dim: feature projection size, 0..4096 (0 keeps all channels; default: the base's
+   *   own, else 128).
    * options.pool, smooth, shrinkage, ridge, augment: as `anomalens fit` (docs/ONECLASS.md).
    * options.onProgress({phase: 'normal'|'abnormal'|'finish', done, total}).
    * coreUrl, noSimdCoreUrl, mtCoreUrl, threads, workerUrl, wasmBinary: as for create().

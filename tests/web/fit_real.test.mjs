@@ -198,7 +198,8 @@ test('Anomalens.fit passes the fit options to the core, and the core checks them
   assert.ok(Number.isFinite(scored.score));
   await clf.close();
   for (const [bad, pattern] of [[{ augment: 'sideways' }, /augment "sideways"/], [{ pool: 'median' }, /pool "median"/],
-    [{ smooth: -1 }, /smooth/], [{ shrinkage: 1000 }, /shrinkage/]]) {
+    [{ smooth: -1 }, /smooth/], [{ shrinkage: 1000 }, /shrinkage/],
+    [{ dim: -1 }, /dim -1.*\[0, 4096\]/], [{ dim: 5000 }, /dim 5000/], [{ dim: 'wide' }, /dim/]]) {
     await assert.rejects(Anomalens.fit({ normal, base: makeBackboneAlm(), ...bad, ...coreOptions() }),
       (e) => e.code === 'invalid_argument' && pattern.test(e.message), JSON.stringify(bad));
   }
