@@ -75,6 +75,36 @@ TEST(ModelLoader, ReadFiniteFloatsWidensAndFindsTheFirstNonFinite) {
   EXPECT_TRUE(std::isnan(wide[0]));
 }
 
+// float_to_half (the one-class writer's narrowing) is the inverse of the reader's widening on
+// every half, and rounds to nearest, ties to even, everywhere else.
+TEST(ModelLoader, FloatToHalfInvertsTheReaderAndRoundsToNearestEven) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const uint8_t bytes[2] = {static_cast<uint8_t>(h), static_cast<uint8_t>(h >> 8)};
+    float wide;
+    read_finite_floats(bytes, FloatStorage::kF16, 1, &wide);
+    if (std::isnan(wide)) {
+      const uint16_t back = float_to_half(wide);
+      EXPECT_TRUE((back & 0x7c00) == 0x7c00 && (back & 0x3ff) != 0) << std::hex << h;
+    } else {
+      ASSERT_EQ(float_to_half(wide), h) << std::hex << h;
+    }
+  }
+  const float ulp1 = std::ldexp(1.f, -10);  // half spacing in [1, 2)
+  EXPECT_EQ(float_to_half(1.f + ulp1 / 2), 0x3c00);          // tie: to even (down)
+  EXPECT_EQ(float_to_half(1.f + 3 * ulp1 / 2), 0x3c02);      // tie: to even (up)
+  EXPECT_EQ(float_to_half(1.f + ulp1 * 0.51f), 0x3c01);      // above the tie
+  EXPECT_EQ(float_to_half(-1.f - ulp1 * 0.49f), 0xbc00);     // below the tie, negative
+  EXPECT_EQ(float_to_half(65519.f), 0x7bff);                 // rounds down to the largest half
+  EXPECT_EQ(float_to_half(kHalfOverflow), 0x7c00);           // the tie above it: infinity
+  EXPECT_EQ(float_to_half(-1e9f), 0xfc00);
+  EXPECT_EQ(float_to_half(std::ldexp(1.f, -25)), 0x0000);    // tie between 0 and 2^-24: 0
+  EXPECT_EQ(float_to_half(std::ldexp(1.5f, -25)), 0x0001);
+  EXPECT_EQ(float_to_half(std::ldexp(3.f, -25)), 0x0002);    // tie between 1 and 2 units: 2
+  EXPECT_EQ(float_to_half(std::ldexp(1.f, -14) - std::ldexp(1.f, -25)), 0x0400);  // to the smallest normal
+  EXPECT_EQ(float_to_half(1e-30f), 0x0000);
+  EXPECT_EQ(float_to_half(-1e-30f), 0x8000);
+}
+
 // Every file in bad/manifest.txt fails with the code it names.
 TEST(ModelLoader, RejectsMalformedFixturesWithTheRightCode) {
   std::ifstream manifest(fixture("bad/manifest.txt"));

@@ -20,11 +20,12 @@ using testing_util::AlmBuilder;
 constexpr int kSize = 64;
 
 // Random conv backbone, 64x64 rgb -> 32 -> 16 (stride 4) -> 8 (stride 8); no fitted section.
-Model backbone() {
+// A tiny `input_std` makes the features huge (beyond the half range).
+Model backbone(const char* input_std = "0.25,0.25,0.25") {
   std::mt19937 rng(7);
   AlmBuilder b;
   b.meta("name", "random-backbone").meta("labels", "normal,abnormal").meta("input_size", "64x64")
-      .meta("channels", "rgb").meta("scale", "255").meta("mean", "0.5,0.5,0.5").meta("std", "0.25,0.25,0.25")
+      .meta("channels", "rgb").meta("scale", "255").meta("mean", "0.5,0.5,0.5").meta("std", input_std)
       .meta("resize", "stretch").meta("output", "oneclass").meta("threshold", "0.5");
   b.layer("Input in 0 1 x c=3 h=64 w=64")
       .layer("Conv c1 1 1 x a cout=8 k=3,3 s=2,2 p=1,1,1,1 w=c1.w b=c1.b act=relu")
@@ -77,8 +78,9 @@ struct Fitted {
   FitSummary summary;
 };
 
-Fitted fit(int normal, int abnormal, const FitOptions& options, uint32_t seed = 1) {
-  Result<Model> features = make_feature_model(backbone(), FeatureSpec{});
+Fitted fit(int normal, int abnormal, const FitOptions& options, uint32_t seed = 1,
+           const Model& base = backbone()) {
+  Result<Model> features = make_feature_model(base, FeatureSpec{});
   EXPECT_TRUE(features.ok()) << features.status().to_string();
   OneClassFitter fitter(std::move(features).value(), options);
   EXPECT_TRUE(fitter.init().ok());
@@ -489,7 +491,9 @@ TEST(OneClass, MemoryIsBoundedWhateverTheNumberOfImages) {
 }
 
 TEST(OneClass, SectionRoundTripAndValidation) {
-  const Fitted f = fit(20, 0, FitOptions{});
+  FitOptions f32;
+  f32.storage = FloatStorage::kF32;
+  const Fitted f = fit(20, 0, f32);
   Result<Model> m = load_model(f.bytes.data(), f.bytes.size());
   ASSERT_TRUE(m.ok()) << m.status().to_string();
   const Shape s = m.value().graph.blobs[m.value().graph.output_blob].shape;
@@ -528,6 +532,112 @@ TEST(OneClass, SectionRoundTripAndValidation) {
   Result<Model> r = load_model(bad.data(), bad.size());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("oneclass"), std::string::npos);
+}
+
+// The default f16 storage: half the section, the values the f32 fit had rounded to halves, the
+// threshold chosen with them (so the saved model scores as the fit measured), and a header
+// that says so. Out-of-range statistics fall back to f32.
+TEST(OneClass, HalfStorageHalvesTheSectionAndScoresAsFitted) {
+  FitOptions f32_options;
+  f32_options.storage = FloatStorage::kF32;
+  const Fitted full = fit(40, 0, f32_options);
+  const Fitted half = fit(40, 0, FitOptions{});
+  EXPECT_EQ(full.summary.storage, FloatStorage::kF32);
+  EXPECT_EQ(half.summary.storage, FloatStorage::kF16);
+  Result<Model> mf = load_model(full.bytes.data(), full.bytes.size());
+  Result<Model> mh = load_model(half.bytes.data(), half.bytes.size());
+  ASSERT_TRUE(mf.ok() && mh.ok());
+  const Shape s = mh.value().graph.blobs[mh.value().graph.output_blob].shape;
+  const std::vector<uint8_t>& sec = mh.value().oneclass_section;
+  const size_t values = static_cast<size_t>(s.h) * s.w * (s.c + s.c * (s.c + 1) / 2);
+  EXPECT_EQ(sec.size(), 64 + 2 * values);
+  EXPECT_EQ(mf.value().oneclass_section.size(), 64 + 4 * values);
+  EXPECT_EQ(sec[40], 1);  // storage: f16
+  EXPECT_EQ(mf.value().oneclass_section[40], 0);
+
+  Result<OneClassParams> pf = parse_oneclass_section(mf.value().oneclass_section.data(), mf.value().oneclass_section.size(), s);
+  Result<OneClassParams> ph = parse_oneclass_section(sec.data(), sec.size(), s);
+  ASSERT_TRUE(pf.ok() && ph.ok());
+  EXPECT_EQ(ph.value().storage, FloatStorage::kF16);
+  EXPECT_EQ(serialize_oneclass_section(ph.value()), sec);
+  // Same images, same sums: the f16 values are the f32 ones rounded to halves.
+  const auto rounded = [](float v) {
+    const uint16_t h = float_to_half(v);
+    const uint8_t b[2] = {static_cast<uint8_t>(h), static_cast<uint8_t>(h >> 8)};
+    float out;
+    read_finite_floats(b, FloatStorage::kF16, 1, &out);
+    return out;
+  };
+  ASSERT_EQ(ph.value().mean.size(), pf.value().mean.size());
+  ASSERT_EQ(ph.value().whiten.size(), pf.value().whiten.size());
+  for (size_t i = 0; i < pf.value().mean.size(); ++i) ASSERT_EQ(ph.value().mean[i], rounded(pf.value().mean[i])) << i;
+  for (size_t i = 0; i < pf.value().whiten.size(); ++i) ASSERT_EQ(ph.value().whiten[i], rounded(pf.value().whiten[i])) << i;
+
+  // Distances of unseen images move by rounding only; verdicts agree away from the threshold.
+  std::unique_ptr<Classifier> cf = classifier(full.bytes), ch = classifier(half.bytes);
+  ASSERT_TRUE(cf && ch);
+  std::mt19937 rng(31);
+  double worst = 0;
+  for (int i = 0; i < 20; ++i) {
+    const Image im = synthetic(&rng, i % 2 == 1);
+    Result<Verdict> a = cf->classify_image(im), b = ch->classify_image(im);
+    ASSERT_TRUE(a.ok() && b.ok());
+    worst = std::max(worst, std::fabs(double{b.value().distance} - a.value().distance) / a.value().distance);
+  }
+  EXPECT_LT(worst, 3e-3);  // 1.1e-3 measured; one half ulp is 4.9e-4 of a value
+  EXPECT_GT(worst, 0.0);    // the rounding did happen
+
+  // The threshold was chosen with the rounded values. With fpr 0.3 and 8 held-out images it sits
+  // just above the second largest held-out distance, so a threshold from unrounded distances
+  // would often sit below that image's distance in the saved model. Classify the held-out
+  // images (every 5th from the second, as the fitter holds them out) with the saved model.
+  FitOptions loose;
+  loose.fpr = 0.3;
+  const Fitted conformal = fit(40, 0, loose);
+  EXPECT_FALSE(conformal.summary.threshold_extrapolated);
+  std::unique_ptr<Classifier> cc = classifier(conformal.bytes);
+  ASSERT_TRUE(cc);
+  std::mt19937 again(1);  // fit()'s images, in order
+  std::vector<float> held_out;
+  int flagged = 0;
+  for (int i = 0; i < 40; ++i) {
+    const Image im = synthetic(&again, false);
+    if (i % 5 != 1) continue;
+    Result<Verdict> v = cc->classify_image(im);
+    ASSERT_TRUE(v.ok());
+    held_out.push_back(v.value().distance);
+    flagged += v.value().distance >= conformal.summary.threshold;
+  }
+  ASSERT_EQ(static_cast<int>(held_out.size()), conformal.summary.holdout_images);
+  EXPECT_DOUBLE_EQ(static_cast<double>(flagged) / held_out.size(), conformal.summary.holdout_fpr);
+  EXPECT_EQ(flagged, 1);  // only the largest
+  // Exactly the conformal rule (choose_fpr_threshold) applied to the saved model's distances.
+  std::sort(held_out.begin(), held_out.end());
+  EXPECT_EQ(conformal.summary.threshold,
+            choose_fpr_threshold(held_out, loose.fpr).distance);
+
+  // The header's storage field is validated.
+  std::vector<uint8_t> bad = sec;
+  bad[40] = 2;
+  Result<OneClassParams> unknown = parse_oneclass_section(bad.data(), bad.size(), s);
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidModel);
+  EXPECT_NE(unknown.status().message().find("storage 2"), std::string::npos) << unknown.status().message();
+  bad[40] = 0;  // claims f32 with an f16 payload: the size no longer matches
+  EXPECT_EQ(parse_oneclass_section(bad.data(), bad.size(), s).status().code(), StatusCode::kInvalidModel);
+
+  // Features beyond the half range: stored as f32, and the summary says so.
+  const Fitted huge = fit(20, 0, FitOptions{}, 1, backbone("0.000002,0.000002,0.000002"));
+  EXPECT_EQ(huge.summary.storage, FloatStorage::kF32);
+  Result<Model> mb = load_model(huge.bytes.data(), huge.bytes.size());
+  ASSERT_TRUE(mb.ok()) << mb.status().to_string();
+  EXPECT_EQ(mb.value().oneclass_section[40], 0);
+  Result<OneClassParams> pb = parse_oneclass_section(mb.value().oneclass_section.data(), mb.value().oneclass_section.size(), s);
+  ASSERT_TRUE(pb.ok());
+  float largest = 0;
+  for (const std::vector<float>* v : {&pb.value().mean, &pb.value().whiten}) {
+    for (float x : *v) largest = std::max(largest, std::fabs(x));
+  }
+  EXPECT_GE(largest, kHalfOverflow);
 }
 
 TEST(OneClass, TooFewImagesFailCleanly) {

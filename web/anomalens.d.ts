@@ -84,6 +84,8 @@ export interface FitOptions {
   shrinkage?: number;
   /** Global ridge: += ridge * (trace/D averaged over all locations) * I, [0, 100] (default 0.1). */
   ridge?: number;
+  /** Storage of the fitted statistics: 'f16' (default; half the size) or 'f32'. */
+  storage?: 'f16' | 'f32';
   /** Fit-time augmentation: 'none' (default), 'hflip', 'vflip', 'rot180', 'flips' or a comma list. */
   augment?: string;
   onProgress?: (progress: FitProgress) => void;
@@ -114,6 +116,8 @@ export interface FitSummary {
    * ((held out + 1) * fpr < 1): the threshold is a prediction bound fitted to their distances.
    */
   thresholdExtrapolated: boolean;
+  /** How the model stores its statistics: 'f16' unless asked for 'f32' or a value is beyond the half range. */
+  storage: 'f16' | 'f32';
   modelBytes: number;
   peakFitBytes: number;
   /** Inputs that could not be read (skipped). */

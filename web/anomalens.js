@@ -241,7 +241,8 @@ export class Anomalens {
    * options.fpr: target false-positive rate on held-out normal images (default 0.01).
    * options.dim: feature projection size, 0..4096 (0 keeps all channels; default: the base's
    *   own, else 128).
-   * options.pool, smooth, shrinkage, ridge, augment: as `anomalens fit` (docs/ONECLASS.md).
+   * options.pool, smooth, shrinkage, ridge, storage ('f16', the default, or 'f32'), augment: as
+   *   `anomalens fit` (docs/ONECLASS.md).
    * options.onProgress({phase: 'normal'|'abnormal'|'finish', done, total}).
    * coreUrl, noSimdCoreUrl, mtCoreUrl, threads, workerUrl, wasmBinary: as for create().
    * Images the core cannot read are skipped and listed in fitSummary().skipped; fitting fails
@@ -266,7 +267,7 @@ export class Anomalens {
     if (options.dim !== undefined) fitOptions.dim = Number(options.dim);
     // As `anomalens fit`: pool 'max'|'avg', smooth (sigma, grid cells), shrinkage, ridge, augment
     // ('none'|'hflip'|'flips'|...); the core checks them.
-    for (const key of ['pool', 'augment']) if (options[key] !== undefined) fitOptions[key] = String(options[key]);
+    for (const key of ['pool', 'augment', 'storage']) if (options[key] !== undefined) fitOptions[key] = String(options[key]);
     for (const key of ['smooth', 'shrinkage', 'ridge']) if (options[key] !== undefined) fitOptions[key] = Number(options[key]);
     const onProgress = typeof options.onProgress === 'function' ? options.onProgress : () => {};
     const base = await loadModelBytes(options.base);
@@ -479,7 +480,8 @@ export class Anomalens {
   /**
    * After Anomalens.fit(): {fitImages, holdoutImages, abnormalImages, threshold (raw distance),
    * holdoutFpr, abnormalRecall, f1, rocAuc (-1 without abnormal examples), refinedByF1,
-   * thresholdExtrapolated (too few held out to measure the rate: a prediction bound), modelBytes, peakFitBytes, skipped: [{index, phase, file, code, message}]}; else null.
+   * thresholdExtrapolated (too few held out to measure the rate: a prediction bound), storage
+   * ('f16' | 'f32'), modelBytes, peakFitBytes, skipped: [{index, phase, file, code, message}]}; else null.
    */
   fitSummary() {
     return this._fitSummary ? structuredClone(this._fitSummary) : null;

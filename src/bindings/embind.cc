@@ -180,7 +180,8 @@ double number_option(const val& options, const char* key, double fallback) {
 }
 
 // One-class fitting in the browser: createFitter(baseModelBytes, {fpr, dim, holdoutEvery, threads,
-// pool: 'max'|'avg', smooth, shrinkage, ridge, augment: 'none'|'hflip'|'flips'|comma list}) (as `fit`)
+// pool: 'max'|'avg', smooth, shrinkage, ridge, storage: 'f16'|'f32', augment: 'none'|'hflip'|'flips'|
+// comma list}) (as `fit`)
 // -> {ok, fitter}; add normal (and optionally abnormal) images as encoded bytes or RGBA, then
 // finish() -> {ok, modelBytes, threshold, summary}. The base is a classifier .alm, a backbone
 // (scripts/oneclass_backbone.py) or a fitted one-class model (refitted from scratch).
@@ -215,6 +216,7 @@ class JsFitter {
     sum.set("rocAuc", s.roc_auc);
     sum.set("refinedByF1", s.refined_by_f1);
     sum.set("thresholdExtrapolated", s.threshold_extrapolated);
+    sum.set("storage", std::string(s.storage == FloatStorage::kF16 ? "f16" : "f32"));
     sum.set("modelBytes", static_cast<double>(s.model_bytes));
     sum.set("peakFitBytes", static_cast<double>(s.peak_fit_bytes));
     o.set("summary", sum);
@@ -286,6 +288,14 @@ val create_fitter(const val& base_model, val options) {
     if (augment.isString() && !parse_oneclass_augment(augment.as<std::string>(), &fit.augment)) {
       return error_object(Status(StatusCode::kInvalidArgument, "augment \"" + augment.as<std::string>() +
                                                                  "\": expected none, hflip, vflip, rot180, flips or a comma list"));
+    }
+    const val storage = options["storage"];
+    if (!storage.isUndefined()) {
+      const std::string name = storage.isString() ? storage.as<std::string>() : "(not a string)";
+      if (name != "f16" && name != "f32") {
+        return error_object(Status(StatusCode::kInvalidArgument, "storage \"" + name + "\": expected f16 or f32"));
+      }
+      fit.storage = name == "f16" ? FloatStorage::kF16 : FloatStorage::kF32;
     }
     const val pool = options["pool"];
     if (pool.isString()) {

@@ -34,6 +34,8 @@ const char kHelp[] =
     "  --shrinkage E      covariance += E * trace/D * I (default 0.01)\n"
     "  --ridge R          covariance += R * g * I, g = trace/D averaged over all locations\n"
     "                     (default 0.1)\n"
+    "  --storage f16|f32  how the model stores its statistics (default f16: half the size;\n"
+    "                     f32 if a value is beyond the half range)\n"
     "  --augment A        fit-time augmentation: none (default), hflip, flips (hflip,vflip,\n"
     "                     rot180) or a comma list; each adds one backbone pass per image\n"
     "  --backend B        xnnpack (default where built in), builtin (the web app's kernels:\n"
@@ -75,7 +77,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 int cmd_fit(int argc, char** argv) {
   Result<cli::Args> parsed = cli::parse_args(argc - 1, argv + 1,
-      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--smooth", "--shrinkage", "--ridge", "--backend", "--threads", "-o",
+      {"--normal", "--abnormal", "--base", "--fpr", "--layers", "--dim", "--reduce", "--augment", "--pool", "--smooth", "--shrinkage", "--ridge", "--storage", "--backend", "--threads", "-o",
        "--output"},
       {"--quiet", "--help", "-h"});
   if (!parsed.ok()) return cli::fail(parsed.status());
@@ -122,6 +124,12 @@ int cmd_fit(int argc, char** argv) {
     Result<double> x = cli::parse_number("--shrinkage", *v, 0, kMaxShrinkage);
     if (!x.ok()) return cli::fail(x.status());
     options.shrinkage = x.value();
+  }
+  if (const std::string* v = args.get("--storage")) {
+    if (*v != "f16" && *v != "f32") {
+      return cli::fail(Status(StatusCode::kInvalidArgument, "--storage " + *v + ": expected f16 or f32"));
+    }
+    options.storage = *v == "f16" ? FloatStorage::kF16 : FloatStorage::kF32;
   }
   if (const std::string* a = args.get("--augment")) {
     if (!parse_oneclass_augment(*a, &options.augment)) {
@@ -220,8 +228,11 @@ int cmd_fit(int argc, char** argv) {
     std::printf("abnormal examples detected: %.1f%%, F1 %.3f, ROC AUC (held-out normal vs abnormal) %.3f\n",
                 100 * s.abnormal_recall, s.f1, s.roc_auc);
   }
-  std::printf("model: %s (%.1f MB), fitting memory %.1f MB\n", out->c_str(), s.model_bytes / 1e6,
-              s.peak_fit_bytes / 1e6);
+  std::printf("model: %s (%.1f MB, statistics in %s), fitting memory %.1f MB\n", out->c_str(), s.model_bytes / 1e6,
+              s.storage == FloatStorage::kF16 ? "f16" : "f32", s.peak_fit_bytes / 1e6);
+  if (options.storage == FloatStorage::kF16 && s.storage == FloatStorage::kF32) {
+    std::printf("stored as f32: a value is beyond the half range\n");
+  }
   return failures > 0 ? 1 : 0;
 }
 

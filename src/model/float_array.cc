@@ -40,6 +40,34 @@ float read_le_f32(const uint8_t* p) {
   return f;
 }
 
+uint16_t float_to_half(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) return sign | 0x7e00u;  // NaN (quiet)
+  if (magnitude >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 (or infinite): infinity
+  if (magnitude < 0x38800000u) {
+    // Below 2^-14: a subnormal half, in units of 2^-24. With the float's 24-bit significand m
+    // and biased exponent e, the value is m * 2^(e - 150), i.e. m >> (126 - e) units.
+    if (magnitude < 0x33000000u) return sign;  // below 2^-25: rounds to zero
+    const uint32_t exponent = magnitude >> 23;
+    const uint32_t significand = (magnitude & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - exponent;  // 14..24
+    uint32_t units = significand >> shift;
+    const uint32_t rest = significand & ((1u << shift) - 1);
+    const uint32_t half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (units & 1))) ++units;  // may become the smallest normal
+    return static_cast<uint16_t>(sign | units);
+  }
+  // Normal: rebias the exponent (127 -> 15) and keep the top 10 mantissa bits, rounding the 13
+  // dropped ones to nearest even; a carry correctly moves into the exponent.
+  uint32_t h = (magnitude >> 13) - ((127u - 15u) << 10);
+  const uint32_t rest = magnitude & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
 int64_t read_finite_floats(const uint8_t* src, FloatStorage storage, size_t count, float* dst) {
   for (size_t k = 0; k < count; ++k) {
     const float value = storage == FloatStorage::kF32

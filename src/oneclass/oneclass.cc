@@ -216,24 +216,31 @@ ANOMALENS_COLD Result<OneClassParams> parse_oneclass_section(const uint8_t* data
   if (!std::isfinite(p.smooth) || p.smooth < 0 || p.smooth > kMaxSmooth) {
     return invalid("smoothing sigma must be in [0, 8] grid cells");
   }
+  const uint32_t storage = get_u32(data + 40);  // zero in files written before it existed: f32
+  if (storage > 1) return invalid("storage " + std::to_string(storage) + " must be 0 (f32) or 1 (f16)");
+  p.storage = storage == 1 ? FloatStorage::kF16 : FloatStorage::kF32;
+  const size_t width = stored_bytes(p.storage);
   const uint64_t values = uint64_t{p.locations()} * (uint64_t{static_cast<uint32_t>(p.dim)} + p.tri());
-  if (values > (uint64_t{1} << 28) || (size - kHeaderBytes) / 4 != values || (size - kHeaderBytes) % 4 != 0) {
-    return invalid(std::to_string(size) + " bytes, expected 64 + 4 x " + std::to_string(values) +
-                   " (mean and whitening per location)");
+  if (values > (uint64_t{1} << 28) || (size - kHeaderBytes) / width != values || (size - kHeaderBytes) % width != 0) {
+    return invalid(std::to_string(size) + " bytes, expected 64 + " + std::to_string(width) + " x " +
+                   std::to_string(values) + " (mean and whitening per location)");
   }
   p.mean.resize(p.locations() * p.dim);
   p.whiten.resize(p.locations() * p.tri());
   const uint8_t* q = data + kHeaderBytes;
+  size_t index = 0;  // of the first value in dst, for the message
   for (std::vector<float>* dst : {&p.mean, &p.whiten}) {
-    const int64_t bad = read_finite_floats(q, FloatStorage::kF32, dst->size(), dst->data());
-    if (bad >= 0) return invalid("value " + std::to_string(bad) + " is not finite");
-    q += 4 * dst->size();
+    const int64_t bad = read_finite_floats(q, p.storage, dst->size(), dst->data());
+    if (bad >= 0) return invalid("value " + std::to_string(index + static_cast<size_t>(bad)) + " is not finite");
+    q += width * dst->size();
+    index += dst->size();
   }
   return p;
 }
 
 ANOMALENS_COLD std::vector<uint8_t> serialize_oneclass_section(const OneClassParams& p) {
-  std::vector<uint8_t> b(kHeaderBytes + 4 * (p.mean.size() + p.whiten.size()), 0);
+  const size_t width = stored_bytes(p.storage);
+  std::vector<uint8_t> b(kHeaderBytes + width * (p.mean.size() + p.whiten.size()), 0);
   uint8_t* q = b.data();
   auto u32 = [&q](uint32_t v) {
     for (int i = 0; i < 4; ++i) *q++ = static_cast<uint8_t>(v >> (8 * i));
@@ -253,9 +260,19 @@ ANOMALENS_COLD std::vector<uint8_t> serialize_oneclass_section(const OneClassPar
   f32(p.scale);
   u32(p.fit_images);
   f32(p.smooth);
+  u32(p.storage == FloatStorage::kF16 ? 1 : 0);
   q = b.data() + kHeaderBytes;
-  for (float v : p.mean) f32(v);
-  for (float v : p.whiten) f32(v);
+  for (const std::vector<float>* values : {&p.mean, &p.whiten}) {
+    for (float v : *values) {
+      if (p.storage == FloatStorage::kF32) {
+        f32(v);
+      } else {
+        const uint16_t h = float_to_half(v);
+        *q++ = static_cast<uint8_t>(h);
+        *q++ = static_cast<uint8_t>(h >> 8);
+      }
+    }
+  }
   return b;
 }
 
@@ -781,6 +798,26 @@ Result<FitSummary> OneClassFitter::finish() {
       for (size_t j = 0; j <= i; ++j) *w++ = static_cast<float>(inv[i * D + j]);
     }
   }
+  // Stored as halves if asked and every value fits; then the threshold below is chosen with the
+  // rounded values, exactly as the saved model will score.
+  p.storage = FloatStorage::kF32;
+  if (options_.storage == FloatStorage::kF16) {
+    const auto fits = [](const std::vector<float>& v) {
+      return std::all_of(v.begin(), v.end(), [](float x) { return std::fabs(x) < kHalfOverflow; });
+    };
+    if (fits(p.mean) && fits(p.whiten)) {
+      p.storage = FloatStorage::kF16;
+      for (std::vector<float>* values : {&p.mean, &p.whiten}) {
+        uint8_t h[2];
+        for (float& v : *values) {
+          const uint16_t bits = float_to_half(v);
+          h[0] = static_cast<uint8_t>(bits);
+          h[1] = static_cast<uint8_t>(bits >> 8);
+          read_finite_floats(h, FloatStorage::kF16, 1, &v);
+        }
+      }
+    }
+  }
   // Distances of the kept held-out normal and abnormal images.
   std::vector<float> map(L), scratch, normal_d, abnormal_d;
   for (const auto& f : holdout_) normal_d.push_back(oneclass_distance_map(p, f.data(), map.data(), &scratch));
@@ -861,6 +898,7 @@ Result<FitSummary> OneClassFitter::finish() {
   set_meta(&model_.meta, "oneclass.augment", oneclass_augment_name(options_.augment));
   set_meta(&model_.meta, "oneclass.shrinkage", fmt(options_.shrinkage));
   set_meta(&model_.meta, "oneclass.ridge", fmt(options_.ridge));
+  set_meta(&model_.meta, "oneclass.storage", p.storage == FloatStorage::kF16 ? "f16" : "f32");
   char sigma[32];
   std::snprintf(sigma, sizeof sigma, "%g", static_cast<double>(options_.smooth));  // float: 0.7, not 0.699999988
   set_meta(&model_.meta, "oneclass.smooth", sigma);
@@ -876,6 +914,7 @@ Result<FitSummary> OneClassFitter::finish() {
   sum.threshold = t;
   sum.scale = p.scale;
   sum.holdout_fpr = static_cast<double>(fp) / nh;
+  sum.storage = p.storage;
   sum.model_bytes = model_bytes().size();
   const size_t kept_floats = (holdout_.size() + abnormal_.size()) * L * D;
   sum.peak_fit_bytes = (sum_.size() + sum_sq_.size()) * sizeof(double) + kept_floats * sizeof(float) +

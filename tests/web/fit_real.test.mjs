@@ -196,10 +196,25 @@ test('Anomalens.fit passes the fit options to the core, and the core checks them
     shrinkage: 0.1, augment: 'flips', ...coreOptions() });
   const scored = await clf.classify(scene(500, true));
   assert.ok(Number.isFinite(scored.score));
+  // Statistics stored as halves by default; 'f32' on request: the section doubles.
+  const half = clf.fitSummary();
+  assert.equal(half.storage, 'f16');
   await clf.close();
+  const full = await Anomalens.fit({ normal, base: makeBackboneAlm(), pool: 'avg', smooth: 0.7,
+    shrinkage: 0.1, augment: 'flips', storage: 'f32', ...coreOptions() });
+  const fullSummary = full.fitSummary();
+  assert.equal(fullSummary.storage, 'f32');
+  const fullScored = await full.classify(scene(500, true));
+  t.diagnostic(`model bytes f16 ${half.modelBytes}, f32 ${fullSummary.modelBytes}; score ${scored.score} vs ${fullScored.score}`);
+  assert.ok(fullSummary.modelBytes > 1.8 * half.modelBytes && fullSummary.modelBytes < 2 * half.modelBytes,
+    `${fullSummary.modelBytes} vs ${half.modelBytes}`);
+  assert.ok(Math.abs(fullScored.distance - scored.distance) <= 3e-3 * fullScored.distance,
+    `distance ${scored.distance} (f16) vs ${fullScored.distance} (f32)`);
+  await full.close();
   for (const [bad, pattern] of [[{ augment: 'sideways' }, /augment "sideways"/], [{ pool: 'median' }, /pool "median"/],
     [{ smooth: -1 }, /smooth/], [{ shrinkage: 1000 }, /shrinkage/],
-    [{ dim: -1 }, /dim -1.*\[0, 4096\]/], [{ dim: 5000 }, /dim 5000/], [{ dim: 'wide' }, /dim/]]) {
+    [{ dim: -1 }, /dim -1.*\[0, 4096\]/], [{ dim: 5000 }, /dim 5000/], [{ dim: 'wide' }, /dim/],
+    [{ storage: 'f8' }, /storage "f8": expected f16 or f32/]]) {
     await assert.rejects(Anomalens.fit({ normal, base: makeBackboneAlm(), ...bad, ...coreOptions() }),
       (e) => e.code === 'invalid_argument' && pattern.test(e.message), JSON.stringify(bad));
   }
