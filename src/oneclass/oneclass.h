@@ -61,6 +61,8 @@ struct OneClassParams {
 // Parses and validates a "oneclass" section against the feature graph's output shape.
 // kInvalidModel naming the field and the rule; kUnsupported for an unknown method.
 Result<OneClassParams> parse_oneclass_section(const uint8_t* data, size_t size, const Shape& features);
+// Writes params.storage; with kF16 every value must be below kHalfOverflow in magnitude (the
+// fitter checks, and stores f32 otherwise).
 std::vector<uint8_t> serialize_oneclass_section(const OneClassParams& params);
 
 // Per-location Mahalanobis distances of one feature map (HWC, as engines output it) into
