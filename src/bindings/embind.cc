@@ -305,18 +305,18 @@ val create_fitter(const val& base_model, val options) {
       }
       spec.max_pool = p == "max";
     }
-  }
-  // Absent: the base's own projection size (features.projection), else the default. Present,
-  // it must be a number in range: no value of it means "the default".
-  if (!options.isUndefined() && !options.isNull() && !options["dim"].isUndefined()) {
-    const val v = options["dim"];
-    const double dim = v.isNumber() ? v.as<double>() : -1;
-    if (!(dim >= 0 && dim <= kMaxProjection)) {
-      return error_object(Status(StatusCode::kInvalidArgument,
-                                 "dim " + (v.isNumber() ? std::to_string(dim) : std::string("(not a number)")) +
-                                     ": must be in [0, 4096]"));
+    // Absent: the base's own projection size (features.projection), else the default. Present,
+    // it must be a number in range: no value of it means "the default".
+    const val dim_value = options["dim"];
+    if (!dim_value.isUndefined()) {
+      const double dim = dim_value.isNumber() ? dim_value.as<double>() : -1;
+      if (!(dim >= 0 && dim <= kMaxProjection)) {
+        return error_object(Status(StatusCode::kInvalidArgument,
+                                   "dim " + (dim_value.isNumber() ? std::to_string(dim) : std::string("(not a number)")) +
+                                       ": must be in [0, 4096]"));
+      }
+      spec.projection = static_cast<int>(dim);
     }
-    spec.projection = static_cast<int>(dim);
   }
   Result<Model> features = make_feature_model(base.value(), spec);
   if (!features.ok()) return error_object(features.status());

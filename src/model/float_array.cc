@@ -10,28 +10,26 @@
 #include <cstring>
 
 namespace anomalens {
-namespace {
-
 float half_to_float(uint16_t h) {
+  // Bit arithmetic, no ldexp: this runs once per stored value when a model loads (6.8 million
+  // times for a fitted two-backbone model).
   const uint32_t sign = uint32_t{h & 0x8000u} << 16;
   const uint32_t exp = (h >> 10) & 0x1f;
   const uint32_t mant = h & 0x3ff;
-  float f;
-  if (exp == 0) {
-    f = std::ldexp(static_cast<float>(mant), -24);  // zero or subnormal
-  } else if (exp == 31) {
-    f = mant ? NAN : INFINITY;
-  } else {
-    f = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
-  }
   uint32_t bits;
-  std::memcpy(&bits, &f, 4);
+  if (exp == 0) {
+    const float f = static_cast<float>(mant) * 5.9604644775390625e-8f;  // zero or subnormal: mant * 2^-24, exact
+    std::memcpy(&bits, &f, 4);
+  } else if (exp == 31) {
+    bits = 0x7f800000u | mant << 13;  // infinity, or NaN with its payload
+  } else {
+    bits = (exp + (127 - 15)) << 23 | mant << 13;  // rebias the exponent
+  }
   bits |= sign;
+  float f;
   std::memcpy(&f, &bits, 4);
   return f;
 }
-
-}  // namespace
 
 float read_le_f32(const uint8_t* p) {
   const uint32_t bits = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;

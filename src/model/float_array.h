@@ -24,6 +24,9 @@ float read_le_f32(const uint8_t* p);
 // first value that is not finite (stored in dst[index], for the caller's message), or -1.
 int64_t read_finite_floats(const uint8_t* src, FloatStorage storage, size_t count, float* dst);
 
+// The float equal to the IEEE half `h` (exact; NaN stays NaN).
+float half_to_float(uint16_t h);
+
 // The IEEE half nearest to `value` (ties to even): beyond +-65504 (from 65520 on) it is an
 // infinity, below 2^-14 a subnormal or zero; NaN stays NaN.
 uint16_t float_to_half(float value);

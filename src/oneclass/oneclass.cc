@@ -808,13 +808,7 @@ Result<FitSummary> OneClassFitter::finish() {
     if (fits(p.mean) && fits(p.whiten)) {
       p.storage = FloatStorage::kF16;
       for (std::vector<float>* values : {&p.mean, &p.whiten}) {
-        uint8_t h[2];
-        for (float& v : *values) {
-          const uint16_t bits = float_to_half(v);
-          h[0] = static_cast<uint8_t>(bits);
-          h[1] = static_cast<uint8_t>(bits >> 8);
-          read_finite_floats(h, FloatStorage::kF16, 1, &v);
-        }
+        for (float& v : *values) v = half_to_float(float_to_half(v));
       }
     }
   }
