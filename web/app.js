@@ -8,6 +8,8 @@ const kDefaultModelUrl = new URL('models/default.alm', document.baseURI).href;
 const kWatchIntervalMs = 250;  // about 4 frames per second at most
 const kSceneFrames = 20;       // frames "Learn this scene" captures per press
 const kSceneFrameGapMs = 100;  // between them, so the camera's noise and small motions are seen
+const kRepeatRetryMs = 30;     // after a repeated frame: about the next frame of a 30 fps camera
+const kMaxRepeatsPerFrame = 4; // repeats tolerated per wanted frame before the capture gives up
 const kDbName = 'anomalens';
 const kTaughtKey = 'taught';
 const kImageExtensions = /\.(png|jpe?g|jfif|gif|bmp|dib|tga|tpic|webp|avif|heic|heif|svg|ico|pnm|ppm|pgm|psd|hdr|pic)$/i;
@@ -31,7 +33,9 @@ const state = {
   modelSource: null,    // what the current model was loaded from (the default base for teaching)
   oneclass: false,      // the current model is one-class (it has heatmaps)
   heatmapOn: true,
-  teach: { normal: [], abnormal: [], base: null, baseName: '', fitting: false, bytes: null, name: '' },
+  teach: { normal: [], abnormal: [], base: null, baseName: '', fitting: false, bytes: null, name: '',
+    // Keys of the camera frames taken as examples (frameKey), per kind: see captureScene.
+    frameKeys: { normal: new Set(), abnormal: new Set() } },
   idleWaiters: [],      // resolved when the queue next runs empty (see whenQueueIdle)
 };
 
@@ -769,7 +773,19 @@ function grabFrame(video) {
   return ctx.getImageData(0, 0, canvas.width, canvas.height);
 }
 
-// Captures frames from the live camera as teaching examples.
+// FNV-1a over the pixels: equal for exact repeats of a frame (different frames colliding is
+// harmless: one is skipped).
+function frameKey(image) {
+  const words = new Uint32Array(image.data.buffer, image.data.byteOffset, image.data.byteLength >> 2);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x01000193);
+  return `${image.width}x${image.height}:${h >>> 0}`;
+}
+
+// Captures `count` frames from the live camera as teaching examples. A frame that exactly
+// repeats one already taken (a frozen camera, a looping video source) is skipped: repeats also
+// land among the held-out frames, whose distances are then zero, and the threshold comes out
+// far too tight (a CI run fitted on a looping fake camera flagged 9 of 12 live frames).
 async function captureScene(kind, count) {
   const video = $('video');
   if (video.readyState < 2) {
@@ -778,12 +794,33 @@ async function captureScene(kind, count) {
   }
   const buttons = [$('teach-cam-btn'), $('teach-cam-abnormal-btn')];
   buttons.forEach((b) => { b.disabled = true; });
+  const keys = state.teach.frameKeys[kind];
+  let taken = 0;
+  let repeats = 0;
+  let wait = 0;  // ms before the next grab: a full gap after a frame taken, less after a repeat
   try {
-    for (let i = 0; i < count; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, kSceneFrameGapMs));
+    while (taken < count && repeats < kMaxRepeatsPerFrame * count) {
+      if (wait) await new Promise((r) => setTimeout(r, wait));
       if (video.readyState < 2) break;
+      const image = grabFrame(video);
+      const key = frameKey(image);
+      if (keys.has(key)) {
+        repeats++;
+        wait = kRepeatRetryMs;
+        continue;
+      }
+      wait = kSceneFrameGapMs;
+      keys.add(key);
+      taken++;
       const n = state.teach[kind].length + 1;
-      addTeachExamples(kind, [{ source: grabFrame(video), name: `camera-${kind}-${n}` }]);
+      addTeachExamples(kind, [{ source: image, name: `camera-${kind}-${n}` }]);
+    }
+    $('teach').dataset.repeats = String(repeats);
+    if (repeats >= kMaxRepeatsPerFrame * count) {
+      camMessage(`The camera's picture is not changing: ${taken} new frame(s) of ${count} taken, ` +
+        `${repeats} exact repeat(s) skipped. Teaching needs varied frames of the scene.`, 'error');
+    } else if (repeats) {
+      camMessage(`Took ${taken} frame(s); skipped ${repeats} exact repeat(s) of earlier ones.`);
     }
   } finally {
     const on = Boolean(state.stream);
@@ -956,6 +993,7 @@ function setupTeach() {
   $('teach-clear-btn').addEventListener('click', () => {
     state.teach.normal = [];
     state.teach.abnormal = [];
+    state.teach.frameKeys = { normal: new Set(), abnormal: new Set() };
     $('teach').dataset.state = 'idle';
     updateTeachCounts();
   });
